@@ -1,0 +1,5 @@
+"""mtls-harness: a containerised interoperability test harness for mutual TLS."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

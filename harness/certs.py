@@ -1,0 +1,367 @@
+"""The two PKIs of the tutorial and the defective variants the trust scenarios need.
+
+Everything is generated per run with ``cryptography``; private keys are written with
+mode 0600 and never leave the output folder. Two independent PKIs, as in the
+tutorial's appendix, so that a client is never trusted by accident through a shared CA:
+
+* ``tls-certs/`` -- the server PKI (root -> intermediate, pathlen 0 -> server leaf).
+* ``alternate-tls-certs/`` -- the client PKI (same shape, plus the client leaf).
+
+``variants/`` holds one certificate (chain) and key per defect, each named after what
+it is and carrying exactly that one defect (see ``VARIANTS``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from harness.errors import UsageError
+
+PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
+
+KEY_TYPES = ("ec", "rsa")
+SERVER_PKI = "tls-certs"
+CLIENT_PKI = "alternate-tls-certs"
+VARIANTS_DIR = "variants"
+
+SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
+CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
+
+# Validity windows, relative to "now". A valid certificate is valid from an hour ago so
+# that a container clock a little behind the host's still accepts it.
+_VALID = (dt.timedelta(hours=-1), dt.timedelta(days=30))
+_EXPIRED = (dt.timedelta(days=-60), dt.timedelta(days=-30))
+_NOT_YET_VALID = (dt.timedelta(days=30), dt.timedelta(days=60))
+_CA_VALID = (dt.timedelta(days=-400), dt.timedelta(days=400))
+
+#: Variant name -> the one defect it carries. ``mtls-harness certs`` writes
+#: ``variants/<name>-chain.pem`` (leaf first) and ``variants/<name>-key.pem`` for each.
+VARIANTS: dict[str, str] = {
+    "client-expired": "client leaf whose notAfter is in the past",
+    "client-not-yet-valid": "client leaf whose notBefore is in the future",
+    "client-server-auth-eku": "client leaf whose EKU is serverAuth only",
+    "client-self-signed": "self-signed client leaf (CA:FALSE, no issuer chain)",
+    "client-non-ca-issuer": "client leaf signed by a CA:FALSE certificate",
+    "client-revoked": "client leaf listed in its issuing CA's CRL",
+    "client-from-server-pki": "client leaf issued by the server's PKI",
+    "client-mismatched-key": "client chain paired with a key that is not its own",
+    "server-wrong-hostname": "server leaf for another host name",
+    "server-expired": "server leaf whose notAfter is in the past",
+    "server-client-auth-eku": "server leaf whose EKU is clientAuth only",
+    "server-leaf-only": "server leaf without its intermediate",
+}
+
+#: CRL files written next to the variants.
+CRL_FULL = "alternate-crls.pem"
+CRL_ISSUER_ONLY = "alternate-intermediate-crl.pem"
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A certificate with its private key."""
+
+    cert: x509.Certificate
+    key: PrivateKey
+
+
+def new_key(key_type: str = "ec") -> PrivateKey:
+    """A fresh private key: EC P-256 by default, RSA-2048 when asked."""
+    if key_type == "ec":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    raise UsageError(f"unknown key type {key_type!r}: use one of {', '.join(KEY_TYPES)}")
+
+
+def _name(common_name: str, org: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _window(
+    now: dt.datetime, window: tuple[dt.timedelta, dt.timedelta]
+) -> tuple[dt.datetime, dt.datetime]:
+    return now + window[0], now + window[1]
+
+
+def _builder(
+    subject: x509.Name,
+    issuer_name: x509.Name,
+    public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+    validity: tuple[dt.datetime, dt.datetime],
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(validity[0])
+        .not_valid_after(validity[1])
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+
+
+def _key_usage(*, cert_sign: bool, digital_signature: bool, key_encipherment: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def make_root(org: str, now: dt.datetime, key_type: str = "ec") -> Issued:
+    """A self-signed root CA without a path length limit."""
+    key = new_key(key_type)
+    name = _name(f"{org} Root CA", org)
+    cert = (
+        _builder(name, name, key.public_key(), _window(now, _CA_VALID))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            _key_usage(cert_sign=True, digital_signature=False, key_encipherment=False),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return Issued(cert, key)
+
+
+def make_intermediate(root: Issued, org: str, now: dt.datetime, key_type: str = "ec") -> Issued:
+    """An intermediate CA with pathlen 0: it may sign leaves, not further CAs."""
+    key = new_key(key_type)
+    cert = (
+        _builder(
+            _name(f"{org} Intermediate CA", org),
+            root.cert.subject,
+            key.public_key(),
+            _window(now, _CA_VALID),
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            _key_usage(cert_sign=True, digital_signature=False, key_encipherment=False),
+            critical=True,
+        )
+        .add_extension(_aki(root), critical=False)
+        .sign(root.key, hashes.SHA256())
+    )
+    return Issued(cert, key)
+
+
+def _aki(issuer: Issued) -> x509.AuthorityKeyIdentifier:
+    return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.cert.public_key())  # type: ignore[arg-type]
+
+
+def make_leaf(
+    issuer: Issued | None,
+    common_name: str,
+    org: str,
+    now: dt.datetime,
+    *,
+    eku: Sequence[x509.ObjectIdentifier],
+    dns: Sequence[str] = (),
+    ips: Sequence[str] = (),
+    uris: Sequence[str] = (),
+    validity: tuple[dt.timedelta, dt.timedelta] = _VALID,
+    key_usage: bool = True,
+    key_type: str = "ec",
+) -> Issued:
+    """An end-entity certificate (CA:FALSE). ``issuer=None`` makes it self-signed."""
+    key = new_key(key_type)
+    subject = _name(common_name, org)
+    issuer_name = issuer.cert.subject if issuer else subject
+    builder = (
+        _builder(subject, issuer_name, key.public_key(), _window(now, validity))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+    )
+    if key_usage:
+        builder = builder.add_extension(
+            _key_usage(
+                cert_sign=False,
+                digital_signature=True,
+                key_encipherment=isinstance(key, rsa.RSAPrivateKey),
+            ),
+            critical=True,
+        )
+    names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+    names += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    names += [x509.UniformResourceIdentifier(u) for u in uris]
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    if issuer is not None:
+        builder = builder.add_extension(_aki(issuer), critical=False)
+    cert = builder.sign(issuer.key if issuer else key, hashes.SHA256())
+    return Issued(cert, key)
+
+
+def make_crl(issuer: Issued, revoked_serials: Sequence[int], now: dt.datetime) -> x509.CertificateRevocationList:
+    """A CRL from ``issuer`` valid for the next 30 days, listing ``revoked_serials``."""
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.cert.subject)
+        .last_update(now - dt.timedelta(hours=1))
+        .next_update(now + dt.timedelta(days=30))
+        .add_extension(x509.CRLNumber(1), critical=False)
+        .add_extension(_aki(issuer), critical=False)
+    )
+    for serial in revoked_serials:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(serial)
+            .revocation_date(now - dt.timedelta(minutes=30))
+            .build()
+        )
+    return builder.sign(issuer.key, hashes.SHA256())
+
+
+def pem(*certs: x509.Certificate) -> bytes:
+    """PEM text of ``certs`` in order (leaf first for a chain)."""
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def key_pem(key: PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def write_public(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    path.chmod(0o644)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a private key readable by its owner only (0600), whatever the umask."""
+    if path.exists():
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    path.chmod(0o600)
+
+
+@dataclass(frozen=True)
+class Pki:
+    """One root -> intermediate PKI."""
+
+    root: Issued
+    intermediate: Issued
+
+
+def _write_pki_dir(folder: Path, pki: Pki, leaves: dict[str, Issued]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_public(folder / "root-ca-cert.pem", pem(pki.root.cert))
+    write_public(folder / "intermediate-ca-cert.pem", pem(pki.intermediate.cert))
+    for stem, leaf in leaves.items():
+        write_public(folder / f"{stem}-cert.pem", pem(leaf.cert))
+        write_public(folder / f"{stem}-chain.pem", pem(leaf.cert, pki.intermediate.cert))
+        write_public(
+            folder / f"{stem}-full.pem",
+            pem(leaf.cert, pki.intermediate.cert, pki.root.cert),
+        )
+        write_private(folder / f"{stem}-key.pem", key_pem(leaf.key))
+
+
+def _write_variant(folder: Path, name: str, chain: Sequence[x509.Certificate], key: PrivateKey) -> None:
+    write_public(folder / f"{name}-chain.pem", pem(*chain))
+    write_private(folder / f"{name}-key.pem", key_pem(key))
+
+
+def build(out: Path, key_type: str = "ec", now: dt.datetime | None = None) -> Path:
+    """Write both PKIs and every variant under ``out``; return ``out``.
+
+    The server's ``localhost-server-cert.pem`` carries the leaf *and* the intermediate:
+    the tutorial starts the server with that file while its clients trust only the
+    root, which verifies only when the server sends the intermediate. The leaf alone
+    is ``variants/server-leaf-only-chain.pem``.
+    """
+    if key_type not in KEY_TYPES:
+        raise UsageError(f"unknown key type {key_type!r}: use one of {', '.join(KEY_TYPES)}")
+    now = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    out.mkdir(parents=True, exist_ok=True)
+
+    server_root = make_root("mtls-harness Server PKI", now, key_type)
+    server = Pki(server_root, make_intermediate(server_root, "mtls-harness Server PKI", now, key_type))
+    client_root = make_root("mtls-harness Client PKI", now, key_type)
+    client = Pki(client_root, make_intermediate(client_root, "mtls-harness Client PKI", now, key_type))
+
+    def server_leaf(**kw: object) -> Issued:
+        kw.setdefault("eku", [SERVER_AUTH])
+        kw.setdefault("dns", ["localhost"])
+        kw.setdefault("ips", ["127.0.0.1"])
+        return make_leaf(server.intermediate, "localhost", "mtls-harness Server PKI", now, key_type=key_type, **kw)  # type: ignore[arg-type]
+
+    def client_leaf(issuer: Issued | None = client.intermediate, org: str = "mtls-harness Client PKI", **kw: object) -> Issued:
+        kw.setdefault("eku", [CLIENT_AUTH])
+        kw.setdefault("uris", ["identity://localhost.client"])
+        return make_leaf(issuer, "localhost.client", org, now, key_type=key_type, **kw)  # type: ignore[arg-type]
+
+    server_ok = server_leaf()
+    client_ok = client_leaf()
+    _write_pki_dir(out / SERVER_PKI, server, {"localhost-server": server_ok})
+    # The tutorial starts the server with localhost-server-cert.pem; see the docstring.
+    write_public(out / SERVER_PKI / "localhost-server-cert.pem", pem(server_ok.cert, server.intermediate.cert))
+    _write_pki_dir(out / CLIENT_PKI, client, {"localhost-client": client_ok})
+
+    variants = out / VARIANTS_DIR
+    variants.mkdir(parents=True, exist_ok=True)
+    mid = client.intermediate.cert
+
+    expired = client_leaf(validity=_EXPIRED)
+    _write_variant(variants, "client-expired", [expired.cert, mid], expired.key)
+    future = client_leaf(validity=_NOT_YET_VALID)
+    _write_variant(variants, "client-not-yet-valid", [future.cert, mid], future.key)
+    wrong_eku = client_leaf(eku=[SERVER_AUTH])
+    _write_variant(variants, "client-server-auth-eku", [wrong_eku.cert, mid], wrong_eku.key)
+    # No keyUsage: OpenSSL treats a self-issued certificate as self-signed only when
+    # its keyUsage is absent or allows keyCertSign.
+    self_signed = client_leaf(issuer=None, key_usage=False)
+    _write_variant(variants, "client-self-signed", [self_signed.cert], self_signed.key)
+    # The CA:FALSE issuer is an ordinary end-entity certificate of the client PKI.
+    not_a_ca = make_leaf(client.intermediate, "not-a-ca", "mtls-harness Client PKI", now, eku=[CLIENT_AUTH], key_type=key_type)
+    signed_by_leaf = client_leaf(issuer=not_a_ca)
+    _write_variant(variants, "client-non-ca-issuer", [signed_by_leaf.cert, not_a_ca.cert, mid], signed_by_leaf.key)
+    revoked = client_leaf()
+    _write_variant(variants, "client-revoked", [revoked.cert, mid], revoked.key)
+    accidental = client_leaf(issuer=server.intermediate, org="mtls-harness Server PKI")
+    _write_variant(variants, "client-from-server-pki", [accidental.cert, server.intermediate.cert], accidental.key)
+    _write_variant(variants, "client-mismatched-key", [client_ok.cert, mid], new_key(key_type))
+
+    smid = server.intermediate.cert
+    wrong_host = server_leaf(dns=["wrong-host.invalid"], ips=["192.0.2.1"])
+    _write_variant(variants, "server-wrong-hostname", [wrong_host.cert, smid], wrong_host.key)
+    server_expired = server_leaf(validity=_EXPIRED)
+    _write_variant(variants, "server-expired", [server_expired.cert, smid], server_expired.key)
+    server_wrong_eku = server_leaf(eku=[CLIENT_AUTH])
+    _write_variant(variants, "server-client-auth-eku", [server_wrong_eku.cert, smid], server_wrong_eku.key)
+    _write_variant(variants, "server-leaf-only", [server_ok.cert], server_ok.key)
+
+    intermediate_crl = make_crl(client.intermediate, [revoked.cert.serial_number], now)
+    root_crl = make_crl(client.root, [], now)
+    crl_pem = [c.public_bytes(serialization.Encoding.PEM) for c in (intermediate_crl, root_crl)]
+    write_public(variants / CRL_FULL, b"".join(crl_pem))
+    write_public(variants / CRL_ISSUER_ONLY, crl_pem[0])
+    return out
