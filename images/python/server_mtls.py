@@ -1,0 +1,300 @@
+"""The Python mTLS server: the Node reference's flags, bodies and reason codes.
+
+Report mode (the default) mirrors Node's ``requestCert: true, rejectUnauthorized:
+false``: every handshake completes, the verify callback accepts and records each error,
+and the body names the verify result. The result is the *last* error OpenSSL reported,
+because that is what ``SSL_get_verify_result`` (which Node reads) holds after a verify
+that a callback kept going. When the client sent no certificate the reason is
+``UNABLE_TO_GET_ISSUER_CERT``: Node's ``VerifyPeerCertificate`` starts from that code
+and only replaces it when a peer certificate exists.
+
+``--require`` mirrors ``rejectUnauthorized: true``: the callback returns OpenSSL's own
+verdict and a missing certificate fails the handshake, so OpenSSL sends its alert.
+
+Each connection has its own thread and a deadline, so garbage, a half-open handshake
+or a stalled client never keeps the server from answering the next request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import socket
+import sys
+import threading
+import time
+from typing import Callable, Optional, TypeVar
+
+from cryptography import x509
+from OpenSSL import SSL, crypto
+
+import x509_names
+
+T = TypeVar("T")
+
+DEADLINE_S = 10.0
+MAX_REQUEST = 16384
+MAX_CONNECTIONS = 64
+TLS_VERSIONS = {"1.2": SSL.TLS1_2_VERSION, "1.3": SSL.TLS1_3_VERSION}
+NO_CERT_REASON = "UNABLE_TO_GET_ISSUER_CERT"
+
+
+class UsageError(Exception):
+    pass
+
+
+class ArgParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message}\nusage: {self.format_usage()[7:]}")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = ArgParser(prog="server-mtls", description="mTLS server (Python, pyOpenSSL)")
+    parser.add_argument("--cert", help="server certificate chain, leaf first (PEM)")
+    parser.add_argument("--key", help="server private key (PEM)")
+    parser.add_argument("--root-ca", dest="root_ca", help="CA that client certificates must chain to")
+    parser.add_argument("--require", action="store_true", help="reject untrusted clients at the handshake")
+    parser.add_argument("--tls-max", dest="tls_max", choices=sorted(TLS_VERSIONS), help="highest TLS version")
+    parser.add_argument("--crl", help="PEM file of CRLs; checks the whole chain, as Node does")
+    parser.add_argument("--port", type=int, default=9443, help="port to listen on (default 9443)")
+    args = parser.parse_args(argv)
+    for flag in ("cert", "key"):
+        if getattr(args, flag) is None:
+            sys.stderr.write(f"server-mtls: missing required option --{flag}\n")
+            sys.exit(1)
+    if not 0 < args.port < 65536:
+        parser.error(f"--port must be 1-65535, got {args.port}")
+    return args
+
+
+def log(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def split_pem(data: bytes, label: bytes) -> list[bytes]:
+    begin, end = b"-----BEGIN " + label + b"-----", b"-----END " + label + b"-----"
+    blocks, rest = [], data
+    while begin in rest:
+        start = rest.index(begin)
+        stop = rest.index(end, start) + len(end)
+        blocks.append(rest[start:stop] + b"\n")
+        rest = rest[stop:]
+    return blocks
+
+
+def read(path: str, flag: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read --{flag} {path}: {exc.strerror}") from exc
+
+
+class Verification:
+    """What the verify callback saw on one connection."""
+
+    def __init__(self) -> None:
+        self.errors: list[tuple[int, int]] = []  # (depth, X509_V_ERR code)
+
+    def last_error(self) -> Optional[int]:
+        return self.errors[-1][1] if self.errors else None
+
+
+def make_context(args: argparse.Namespace) -> SSL.Context:
+    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
+    if args.tls_max:
+        ctx.set_max_proto_version(TLS_VERSIONS[args.tls_max])
+    cert_pem, key_pem = read(args.cert, "cert"), read(args.key, "key")
+    blocks = split_pem(cert_pem, b"CERTIFICATE")
+    if not blocks:
+        raise UsageError(f"--cert {args.cert} holds no PEM certificate")
+    try:
+        ctx.use_certificate(crypto.load_certificate(crypto.FILETYPE_PEM, blocks[0]))
+        for extra in blocks[1:]:
+            ctx.add_extra_chain_cert(crypto.load_certificate(crypto.FILETYPE_PEM, extra))
+        ctx.use_privatekey(crypto.load_privatekey(crypto.FILETYPE_PEM, key_pem))
+        ctx.check_privatekey()
+    except (crypto.Error, SSL.Error) as exc:
+        raise UsageError(f"cannot use --cert/--key: {exc}") from exc
+    if args.root_ca:
+        ca_pem = read(args.root_ca, "root-ca")
+        ctx.load_verify_locations(args.root_ca)
+        # As Node does with its ``ca`` option, name the trusted CAs in the
+        # CertificateRequest so that a client can pick a matching certificate.
+        for block in split_pem(ca_pem, b"CERTIFICATE"):
+            ctx.add_client_ca(crypto.load_certificate(crypto.FILETYPE_PEM, block))
+    else:
+        # Node without ``ca`` verifies against its default roots; so do we.
+        ctx.set_default_verify_paths()
+    if args.crl:
+        store = ctx.get_cert_store()
+        assert store is not None
+        crls = split_pem(read(args.crl, "crl"), b"X509 CRL")
+        if not crls:
+            raise UsageError(f"--crl {args.crl} holds no PEM CRL")
+        for block in crls:
+            store.add_crl(crypto.CRL.from_cryptography(x509.load_pem_x509_crl(block)))
+        store.set_flags(crypto.X509StoreFlags.CRL_CHECK | crypto.X509StoreFlags.CRL_CHECK_ALL)
+    keylog = os.environ.get("SSLKEYLOGFILE")
+    if keylog:
+        lock = threading.Lock()
+
+        def write_keylog(_conn: SSL.Connection, line: bytes) -> None:
+            with lock, open(keylog, "ab") as handle:
+                handle.write(line + b"\n")
+
+        ctx.set_keylog_callback(write_keylog)
+    return ctx
+
+
+def verify_callback(require: bool) -> Callable[[SSL.Connection, crypto.X509, int, int, int], bool]:
+    def callback(conn: SSL.Connection, _cert: crypto.X509, errnum: int, depth: int, ok: int) -> bool:
+        if not ok:
+            verification = conn.get_app_data()
+            if isinstance(verification, Verification):
+                verification.errors.append((depth, errnum))
+        return bool(ok) if require else True
+
+    return callback
+
+
+def retry(conn: SSL.Connection, sock: socket.socket, deadline: float, action: Callable[[], T]) -> T:
+    """Run a pyOpenSSL call on a non-blocking socket until it completes or times out."""
+    while True:
+        try:
+            return action()
+        except SSL.WantReadError:
+            wait_for = ([sock], [])
+        except SSL.WantWriteError:
+            wait_for = ([], [sock])
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("client too slow")
+        select.select(wait_for[0], wait_for[1], [], remaining)
+
+
+def linger_close(sock: socket.socket) -> None:
+    """Close without a reset: a reset could destroy the alert we just sent."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(1.0)
+        while sock.recv(4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+def body_for(conn: SSL.Connection, verification: Verification) -> bytes:
+    peer = conn.get_peer_certificate()
+    if peer is None:
+        reason: Optional[str] = NO_CERT_REASON
+    else:
+        last = verification.last_error()
+        reason = None if last is None else x509_names.name(last)
+    version = conn.get_protocol_version_name()
+    subject = "none" if peer is None else '"' + (peer.get_subject().CN or "") + '"'
+    seen = " ".join(f"depth{d}={x509_names.name(e)}" for d, e in verification.errors)
+    log(
+        f"handshake {version} subject={subject} authorized={'true' if reason is None else 'false'}"
+        + ("" if reason is None else f" reason={reason}")
+        + (f" errors={seen}" if seen else "")
+    )
+    if reason is None:
+        return b'{"mTLSValid": true}\n'
+    return b'{"mTLSValid": false, "reason": "' + reason.encode() + b'"}\n'
+
+
+def serve_connection(ctx: SSL.Context, sock: socket.socket) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    sock.settimeout(0.0)
+    conn = SSL.Connection(ctx, sock)
+    verification = Verification()
+    conn.set_app_data(verification)
+    conn.set_accept_state()
+    try:
+        retry(conn, sock, deadline, conn.do_handshake)
+        body = body_for(conn, verification)
+        request = b""
+        while b"\r\n\r\n" not in request and len(request) < MAX_REQUEST:
+            request += retry(conn, sock, deadline, lambda: conn.recv(4096))
+        head = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n"
+        )
+        retry(conn, sock, deadline, lambda: conn.sendall(head + body))
+        try:
+            conn.shutdown()
+        except SSL.Error:
+            pass
+    except SSL.ZeroReturnError:
+        log("connection-closed before a request")
+    except SSL.SysCallError as exc:
+        log(f"handshake-failed code=syscall message={str(exc.args[1] if len(exc.args) > 1 else exc)!r}")
+    except SSL.Error as exc:
+        errors = " ".join(f"depth{d}={x509_names.name(e)}" for d, e in verification.errors)
+        log(f"handshake-failed code=ssl message={exc!r}" + (f" errors={errors}" if errors else ""))
+    except TimeoutError:
+        log("connection-timeout client too slow")
+    except OSError as exc:
+        log(f"connection-error {exc!r}")
+    finally:
+        sock.setblocking(True)
+        linger_close(sock)
+
+
+def listen(port: int) -> socket.socket:
+    """Listen on every address, IPv6 and IPv4 alike, as Node's ``listen(port)`` does."""
+    try:
+        listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        address: tuple[str, int] = ("::", port)
+    except OSError:  # no IPv6 in this network namespace
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        address = ("0.0.0.0", port)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(address)
+    return listener
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        ctx = make_context(args)
+    except UsageError as exc:
+        sys.stderr.write(f"server-mtls: {exc}\n")
+        return 2
+    ctx.set_verify(
+        SSL.VERIFY_PEER | (SSL.VERIFY_FAIL_IF_NO_PEER_CERT if args.require else 0),
+        verify_callback(args.require),
+    )
+    try:
+        listener = listen(args.port)
+    except OSError as exc:
+        sys.stderr.write(f"server-mtls: cannot listen on port {args.port}: {exc.strerror}\n")
+        return 1
+    listener.listen(128)
+    log(f"Example mTLS app listening at https://localhost:{args.port}")
+    slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+    while True:
+        sock, _addr = listener.accept()
+        slots.acquire()
+
+        def run(s: socket.socket = sock) -> None:
+            try:
+                serve_connection(ctx, s)
+            finally:
+                slots.release()
+
+        threading.Thread(target=run, daemon=True).start()
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
