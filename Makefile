@@ -1,0 +1,47 @@
+# mtls-harness: `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+OUT ?= out
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv certs images matrix test unit scenarios lint clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+venv: $(STAMP) ## Create .venv with the package installed
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+certs: venv ## Generate both PKIs and the variants into out/certs
+	$(BIN)/mtls-harness certs --out $(OUT)/certs
+
+images: venv ## Build the images (only those whose inputs changed)
+	$(BIN)/mtls-harness images
+
+matrix: venv ## Run the default matrix; results in out/matrix
+	$(BIN)/mtls-harness matrix --out $(OUT)/matrix
+
+unit: venv ## Unit tests of the harness itself (no Docker)
+	$(BIN)/pytest tests
+
+scenarios: venv ## The scenario matrix and the tutorial transcript (Docker)
+	$(BIN)/pytest scenarios --out $(OUT)/pytest --junitxml=$(OUT)/pytest/junit.xml
+
+test: venv ## Unit tests, then the scenario matrix
+	$(BIN)/pytest tests
+	$(BIN)/pytest scenarios --out $(OUT)/pytest --junitxml=$(OUT)/pytest/junit.xml
+
+lint: venv ## ruff and mypy --strict
+	$(BIN)/ruff check harness tests scenarios
+	$(BIN)/ruff format --check harness tests scenarios
+	$(BIN)/mypy
+
+clean: venv ## Remove every harness container and network, and out/
+	$(BIN)/mtls-harness clean
+	rm -rf $(OUT)

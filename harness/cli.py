@@ -1,0 +1,179 @@
+"""The ``mtls-harness`` command line (SPEC §3).
+
+Exit status: 0 every cell as expected; 1 some cell not as expected; 2 usage or
+environment error, always one line on stderr that says what to do; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+from harness import __version__, certs, images, impls, matrix, scenarios
+from harness.errors import HarnessError
+
+PROJECT = Path(__file__).resolve().parent.parent
+SCENARIOS_DIR = PROJECT / "scenarios"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the harness's one-line error and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="mtls-harness", description="Containerised interoperability test harness for mutual TLS.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    p = sub.add_parser("certs", help="write both PKIs (tutorial layout) and the scenario variants")
+    p.add_argument("--out", required=True, type=Path, help="folder to write tls-certs/, alternate-tls-certs/, variants/")
+    p.add_argument("--key-type", choices=certs.KEY_TYPES, default="ec", help="EC P-256 (default) or RSA-2048")
+
+    p = sub.add_parser("images", help="build every image whose inputs changed; print the tags")
+    p.add_argument("--rebuild", action="store_true", help="rebuild even when nothing changed")
+
+    p = sub.add_parser("matrix", help="run the matrix (pytest underneath) and write results.json")
+    p.add_argument("--server", action="append", default=[], metavar="IMPL", help=f"one of {', '.join(impls.SERVERS)} (repeatable)")
+    p.add_argument("--client", action="append", default=[], metavar="IMPL", help=f"one of {', '.join(impls.CLIENTS)} (repeatable)")
+    p.add_argument("--scenario", action="append", default=[], metavar="ID", help="a scenario id (repeatable; see `mtls-harness scenarios`)")
+    p.add_argument("--tls", action="append", default=[], metavar="VERSION", help="1.2 or 1.3 (repeatable)")
+    p.add_argument("--out", type=Path, default=Path("out/matrix"), help="output folder (default out/matrix)")
+    p.add_argument("pytest_args", nargs="*", metavar="-- PYTEST-ARG", help="extra pytest arguments after --, e.g. -- -k curl")
+
+    sub.add_parser("scenarios", help="list the scenario ids with their expected verdicts")
+    sub.add_parser("clean", help="remove every container and network the harness created")
+    return parser
+
+
+def cmd_certs(args: argparse.Namespace) -> int:
+    out = certs.build(args.out, key_type=args.key_type)
+    print(f"wrote {out}/{certs.SERVER_PKI}, {out}/{certs.CLIENT_PKI} and {out}/{certs.VARIANTS_DIR} (keys mode 0600)")
+    return 0
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    client = images.connect()
+    built = images.ensure_images(client, images.IMAGES, rebuild=args.rebuild, say=print)
+    for item in built.values():
+        state = f"built in {item.seconds:.1f} s" if item.rebuilt else "up to date"
+        print(f"{item.tag}  ({images.image_ref(item.name)}, {state})")
+    return 0
+
+
+def cmd_scenarios(_args: argparse.Namespace) -> int:
+    for scenario in scenarios.CATALOGUE:
+        print(f"{scenario.id:36} {scenario.expected:42} {scenario.summary}")
+        for override in scenario.overrides:
+            where = ", ".join(f"{k}={v}" for k, v in (("server", override.server), ("client", override.client), ("tls", override.tls)) if v)
+            print(f"{'':36}   {where}: {override.verdict} -- {override.reason}")
+    return 0
+
+
+def cmd_clean(_args: argparse.Namespace) -> int:
+    from harness.pods import clean_all
+
+    containers, networks = clean_all(images.connect())
+    print(f"removed {containers} container(s) and {networks} network(s)")
+    return 0
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    import pytest
+
+    cells = matrix.plan(args.server, args.client, args.scenario, args.tls)
+    if not SCENARIOS_DIR.is_dir():
+        raise HarnessError(f"{SCENARIOS_DIR} is missing: run mtls-harness from a clone of the repository")
+    images.connect()  # a clear exit 2 before pytest starts when Docker is unreachable
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").unlink(missing_ok=True)
+    pytest_args = [
+        str(SCENARIOS_DIR / "test_matrix.py"),
+        f"--rootdir={PROJECT}",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        f"--out={out}",
+        f"--junitxml={out / 'junit.xml'}",
+    ]
+    for flag, values in (("--server", args.server), ("--client", args.client), ("--scenario", args.scenario), ("--tls", args.tls)):
+        pytest_args += [f"{flag}={value}" for value in values]
+    print(f"running {len(cells)} cell(s); artefacts in {out}")
+    status = int(pytest.main([*pytest_args, *args.pytest_args]))
+    results = out / "results.json"
+    if results.is_file():
+        print(render_tables(json.loads(results.read_text())))
+    if status == 0:
+        return 0
+    if status == 1:
+        return 1
+    if status == 2:
+        return 130
+    raise HarnessError(f"pytest ended with status {status}; see the output above")
+
+
+def render_tables(document: dict[str, Any]) -> str:
+    """One table per scenario and TLS version: server rows x client columns."""
+    cells = document.get("cells", [])
+    lines: list[str] = []
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for record in cells:
+        groups.setdefault((record["scenario"], record["tls"]), []).append(record)
+    for (scenario, tls), records in groups.items():
+        clients = sorted({r["client"] for r in records})
+        servers = sorted({r["server"] for r in records})
+        lines.append(f"\n{scenario} (TLS {tls})")
+        header = "server \\ client"
+        lines.append(f"  {header:16}" + "".join(f"{c:44}" for c in clients))
+        for server in servers:
+            row = f"  {server:16}"
+            for client in clients:
+                match = [r for r in records if r["server"] == server and r["client"] == client]
+                if match:
+                    mark = "ok " if match[0]["passed"] else "FAIL "
+                    row += f"{mark + match[0]['observed']:44}"
+                else:
+                    row += f"{'-':44}"
+            lines.append(row)
+    counts = document.get("run", {}).get("counts", {})
+    lines.append(
+        f"\n{counts.get('passed', 0)} passed, {counts.get('failed', 0)} failed, "
+        f"{counts.get('unsupported', 0)} unsupported"
+    )
+    return "\n".join(lines)
+
+
+COMMANDS = {
+    "certs": cmd_certs,
+    "images": cmd_images,
+    "matrix": cmd_matrix,
+    "scenarios": cmd_scenarios,
+    "clean": cmd_clean,
+}
+
+
+def _sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        return COMMANDS[args.command](args)
+    except HarnessError as exc:
+        print(f"mtls-harness: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mtls-harness: interrupted; containers of this run were removed", file=sys.stderr)
+        return 130
+

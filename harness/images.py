@@ -1,0 +1,295 @@
+"""Building and tagging the images, offline when no registry can be reached (SPEC §4).
+
+The base has two routes that produce the same Debian bookworm image, chosen
+automatically: pull ``debian:bookworm-slim``; when that fails, bootstrap a root file
+system with ``mmdebstrap`` from the host's own apt sources and ``docker import`` it.
+Every other image is ``FROM`` the base and installs Debian packages only.
+
+Each image is tagged ``mtls-harness/<name>:latest`` and ``mtls-harness/<name>:<hash>``,
+where the hash covers the files of its folder and its parent image's id: an image is
+rebuilt only when one of those changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from harness.errors import EnvironmentProblem, HarnessError
+
+REPO = "mtls-harness"
+IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
+ROOTFS = f"{REPO}/rootfs"
+PULL_SOURCE = "debian:bookworm-slim"
+SUITE = "bookworm"
+SUITES = {SUITE, f"{SUITE}-updates", f"{SUITE}-security", f"{SUITE}-backports"}
+#: Build order: each image's parent comes first.
+IMAGES = ("base", "node", "curl", "python")
+IMAGE_LABEL = "org.mtls-harness.image"
+PULL_TIMEOUT_S = 60
+BOOTSTRAP_TIMEOUT_S = 900
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Built:
+    name: str
+    tag: str
+    image_id: str
+    rebuilt: bool
+    seconds: float
+
+
+def image_ref(name: str, tag: str = "latest") -> str:
+    return f"{REPO}/{name}:{tag}"
+
+
+def input_hash(folder: Path, parent_id: str) -> str:
+    """Hash of every file in ``folder`` (path and bytes) and the parent image id."""
+    digest = hashlib.sha256(parent_id.encode())
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+# --- host apt sources ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AptSource:
+    uri: str
+    suites: tuple[str, ...]
+    components: tuple[str, ...]
+    signed_by: str | None = None
+
+
+def parse_deb822(text: str) -> list[AptSource]:
+    """The ``Types: deb`` stanzas of a deb822 ``.sources`` file."""
+    sources = []
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line.startswith("#") or ":" not in line or line[:1].isspace():
+                continue
+            key, _, value = line.partition(":")
+            fields[key.strip().lower()] = value.strip()
+        if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes") == "no":
+            continue
+        for uri in fields.get("uris", "").split():
+            sources.append(
+                AptSource(
+                    uri,
+                    tuple(fields.get("suites", "").split()),
+                    tuple(fields.get("components", "").split()),
+                    fields.get("signed-by"),
+                )
+            )
+    return sources
+
+
+def parse_one_line(text: str) -> list[AptSource]:
+    """The ``deb`` lines of a one-line-style ``sources.list``."""
+    sources = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line.startswith("deb "):
+            continue
+        signed_by = None
+        options = re.match(r"deb\s+\[([^\]]*)\]\s*", line)
+        if options:
+            for option in options.group(1).split():
+                if option.startswith("signed-by="):
+                    signed_by = option.split("=", 1)[1]
+            line = "deb " + line[options.end():]
+        parts = line.split()
+        if len(parts) >= 3:
+            sources.append(AptSource(parts[1], (parts[2],), tuple(parts[3:]), signed_by))
+    return sources
+
+
+def host_debian_sources(etc_apt: Path = Path("/etc/apt")) -> list[AptSource]:
+    """The host's enabled apt sources for Debian bookworm, read at run time.
+
+    Only bookworm suites are kept, so third-party repositories on the host (which
+    would need keys the bootstrap does not have) never reach the image.
+    """
+    found: list[AptSource] = []
+    one_line = [etc_apt / "sources.list", *sorted((etc_apt / "sources.list.d").glob("*.list"))]
+    for path in one_line:
+        if path.is_file():
+            found += parse_one_line(path.read_text(errors="replace"))
+    for path in sorted((etc_apt / "sources.list.d").glob("*.sources")):
+        found += parse_deb822(path.read_text(errors="replace"))
+    kept = []
+    for source in found:
+        suites = tuple(s for s in source.suites if s in SUITES)
+        if suites and "main" in source.components:
+            kept.append(AptSource(source.uri, suites, ("main",), source.signed_by))
+    return kept
+
+
+def render_deb822(sources: Iterable[AptSource]) -> str:
+    stanzas = []
+    for source in sources:
+        lines = [
+            "Types: deb",
+            f"URIs: {source.uri}",
+            f"Suites: {' '.join(source.suites)}",
+            f"Components: {' '.join(source.components)}",
+        ]
+        if source.signed_by:
+            lines.append(f"Signed-By: {source.signed_by}")
+        stanzas.append("\n".join(lines))
+    return "\n\n".join(stanzas) + "\n"
+
+
+# --- building ------------------------------------------------------------------------
+
+
+def connect() -> docker.DockerClient:
+    """A Docker client, or one clear line saying what to do."""
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise EnvironmentProblem(
+            f"Docker is not reachable ({_first_line(exc)}): start dockerd or set DOCKER_HOST"
+        ) from exc
+    return client
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _image_id(client: docker.DockerClient, ref: str) -> str | None:
+    try:
+        return str(client.images.get(ref).id)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def ensure_rootfs(client: docker.DockerClient, say: Say) -> str:
+    """The Debian root image's id, pulling or bootstrapping it when missing."""
+    existing = _image_id(client, image_ref("rootfs"))
+    if existing:
+        return existing
+    say(f"base route: pulling {PULL_SOURCE}")
+    try:
+        image = client.images.pull(PULL_SOURCE)
+        image.tag(ROOTFS, "latest")
+        say(f"base route: pulled {PULL_SOURCE}")
+        return str(image.id)
+    except docker.errors.DockerException as exc:
+        say(f"base route: pull failed ({_first_line(exc)}); bootstrapping with mmdebstrap from the host's apt sources")
+    return bootstrap_rootfs(client, say)
+
+
+def bootstrap_rootfs(client: docker.DockerClient, say: Say) -> str:
+    if shutil.which("mmdebstrap") is None:
+        raise EnvironmentProblem(
+            f"cannot pull {PULL_SOURCE} and mmdebstrap is not installed: apt-get install mmdebstrap"
+        )
+    sources = host_debian_sources()
+    if not sources:
+        raise EnvironmentProblem(
+            "cannot pull debian:bookworm-slim and the host's apt sources list no Debian bookworm mirror"
+        )
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mtls-harness-rootfs-") as tmp:
+        source_file = Path(tmp) / "debian.sources"
+        source_file.write_text(render_deb822(sources))
+        tarball = Path(tmp) / "rootfs.tar"
+        command = ["mmdebstrap", "--variant=minbase", "--quiet", SUITE, str(tarball), str(source_file)]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=BOOTSTRAP_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise EnvironmentProblem(f"mmdebstrap did not finish in {BOOTSTRAP_TIMEOUT_S} s") from exc
+        if result.returncode != 0:
+            tail = " | ".join(result.stderr.strip().splitlines()[-3:])
+            raise EnvironmentProblem(f"mmdebstrap failed (exit {result.returncode}): {tail}")
+        try:
+            client.api.import_image(src=str(tarball), repository=ROOTFS, tag="latest", changes=['CMD ["bash"]'])
+        except docker.errors.APIError as exc:
+            raise EnvironmentProblem(f"docker import of the root file system failed: {_first_line(exc)}") from exc
+    image_id = _image_id(client, image_ref("rootfs"))
+    if image_id is None:
+        raise HarnessError("docker import of the bootstrapped root file system left no image")
+    say(f"base route: bootstrapped Debian {SUITE} with mmdebstrap in {time.monotonic() - started:.0f} s")
+    return image_id
+
+
+def build_image(client: docker.DockerClient, name: str, parent_id: str, parent_ref: str, rebuild: bool, say: Say) -> Built:
+    folder = IMAGES_DIR / name
+    if not (folder / "Dockerfile").is_file():
+        raise HarnessError(f"images/{name}/Dockerfile is missing")
+    digest = input_hash(folder, parent_id)
+    tag = image_ref(name, digest)
+    started = time.monotonic()
+    existing = _image_id(client, tag)
+    if existing and not rebuild:
+        client.images.get(tag).tag(f"{REPO}/{name}", "latest")
+        return Built(name, tag, existing, False, time.monotonic() - started)
+    say(f"building {tag}")
+    buildarg = "ROOTFS" if name == "base" else "BASE"
+    log: list[str] = []
+    try:
+        for chunk in client.api.build(
+            path=str(folder),
+            tag=tag,
+            buildargs={buildarg: parent_ref},
+            labels={IMAGE_LABEL: name, f"{IMAGE_LABEL}.inputs": digest},
+            rm=True,
+            forcerm=True,
+            nocache=rebuild,
+            decode=True,
+        ):
+            chunk_dict: dict[str, Any] = chunk
+            if "stream" in chunk_dict:
+                log.extend(str(chunk_dict["stream"]).splitlines())
+            if "error" in chunk_dict:
+                tail = "\n".join(log[-15:])
+                raise HarnessError(f"building {tag} failed: {chunk_dict['error'].strip()}\n{tail}")
+    except docker.errors.APIError as exc:
+        raise HarnessError(f"building {tag} failed: {_first_line(exc)}") from exc
+    image = client.images.get(tag)
+    image.tag(f"{REPO}/{name}", "latest")
+    return Built(name, tag, str(image.id), True, time.monotonic() - started)
+
+
+def ensure_images(
+    client: docker.DockerClient,
+    names: Iterable[str] = IMAGES,
+    rebuild: bool = False,
+    say: Say = print,
+) -> dict[str, Built]:
+    """Build ``names`` (and the base) when their inputs changed; return what is in use."""
+    wanted = [n for n in IMAGES if n in set(names) or n == "base"]
+    rootfs_id = ensure_rootfs(client, say)
+    built: dict[str, Built] = {}
+    base = build_image(client, "base", rootfs_id, image_ref("rootfs"), rebuild, say)
+    built["base"] = base
+    for name in wanted:
+        if name == "base":
+            continue
+        built[name] = build_image(client, name, base.image_id, base.tag, rebuild, say)
+    return built
+
+
+def describe(built: dict[str, Built]) -> str:
+    return json.dumps({k: {"tag": v.tag, "rebuilt": v.rebuilt} for k, v in built.items()}, indent=2)

@@ -1,0 +1,345 @@
+"""Containers, pods and their cleanup.
+
+A *pod* is a server container plus the client containers that join its network
+namespace (``--network container:<server>``), so every client reaches the server as
+``https://localhost:<port>`` exactly as in the tutorial, and no host port is published.
+Server processes run inside the server container (one per server configuration, each
+on its own port); client programs run as ``docker exec`` in their client containers.
+
+Everything this module creates carries ``org.mtls-harness.run=<run id>`` and is removed
+by ``Run.close()``, which runs on every exit path (``with Run(...)``; SIGTERM is turned
+into the same path by the command line). Resources of runs whose process is gone are
+swept by the next run and by ``mtls-harness clean``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from docker.models.networks import Network
+
+from harness.errors import HarnessError
+from harness.images import image_ref
+
+LABEL = "org.mtls-harness"
+RUN_LABEL = f"{LABEL}.run"
+PID_LABEL = f"{LABEL}.pid"
+HOST_LABEL = f"{LABEL}.host"
+ROLE_LABEL = f"{LABEL}.role"
+CERTS_MOUNT = "/certs"
+OUT_MOUNT = "/out"
+READY_TIMEOUT_S = 20.0
+#: Exit status of coreutils ``timeout`` when the command ran out of time.
+TIMEOUT_EXIT = 124
+
+
+def new_run_id() -> str:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d%H%M%S")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What one program run inside a container left behind."""
+
+    argv: tuple[str, ...]
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    seconds: float
+
+
+@dataclass
+class ServerProcess:
+    """One server program running in a pod, with its log on the host."""
+
+    pod: Pod
+    name: str
+    port: int
+    argv: tuple[str, ...]
+    log_path: Path
+    exec_id: str
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def running(self) -> bool:
+        info = self.pod.run.client.api.exec_inspect(self.exec_id)
+        return bool(info.get("Running"))
+
+    def exit_code(self) -> int | None:
+        info = self.pod.run.client.api.exec_inspect(self.exec_id)
+        return None if info.get("Running") else info.get("ExitCode")
+
+
+class Run:
+    """One harness run: its id, labels, output folder and every resource it created."""
+
+    def __init__(self, client: docker.DockerClient, out_dir: Path, certs_dir: Path, run_id: str | None = None):
+        self.client = client
+        self.run_id = run_id or new_run_id()
+        self.out_dir = out_dir.resolve()
+        self.certs_dir = certs_dir.resolve()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._network: Network | None = None
+        self._pods: dict[tuple[str, str], Pod] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {
+            LABEL: "1",
+            RUN_LABEL: self.run_id,
+            PID_LABEL: str(os.getpid()),
+            HOST_LABEL: socket.gethostname(),
+        }
+
+    def network(self) -> Network:
+        """The run's own network: internal, so nothing in it reaches outside."""
+        with self._lock:
+            if self._network is None:
+                self._network = self.client.networks.create(
+                    f"mtls-harness-{self.run_id}", driver="bridge", internal=True, labels=self.labels
+                )
+            return self._network
+
+    def pod(self, impl: str, purpose: str = "matrix") -> Pod:
+        """The pod whose server container runs ``impl`` for ``purpose`` (started on first use)."""
+        network = self.network()
+        with self._lock:
+            if self._closed:
+                raise HarnessError("the run is closed")
+            if (impl, purpose) not in self._pods:
+                self._pods[(impl, purpose)] = Pod(self, impl, network)
+            return self._pods[(impl, purpose)]
+
+    def volumes(self) -> dict[str, dict[str, str]]:
+        return {
+            str(self.certs_dir): {"bind": CERTS_MOUNT, "mode": "ro"},
+            str(self.out_dir): {"bind": OUT_MOUNT, "mode": "rw"},
+        }
+
+    def container_path(self, host_path: Path) -> str:
+        """Where ``host_path`` (under the certs or out folder) appears in a container."""
+        resolved = host_path.resolve()
+        for root, mount in ((self.certs_dir, CERTS_MOUNT), (self.out_dir, OUT_MOUNT)):
+            if resolved == root or root in resolved.parents:
+                return f"{mount}/{resolved.relative_to(root)}".rstrip("/")
+        raise HarnessError(f"{host_path} is not under the certificates or output folder")
+
+    def close(self) -> None:
+        """Remove every container and network of this run; safe to call twice."""
+        with self._lock:
+            self._closed = True
+            self._pods.clear()
+            self._network = None
+        remove_labelled(self.client, {RUN_LABEL: self.run_id})
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+class Pod:
+    """A server container and the client containers sharing its network namespace."""
+
+    def __init__(self, run: Run, impl: str, network: Network):
+        self.run = run
+        self.impl = impl
+        self._clients: dict[str, Container] = {}
+        self._lock = threading.Lock()
+        self.server = self._start(impl, "server", network=network.name)
+
+    def _start(self, impl: str, role: str, **kwargs: Any) -> Container:
+        labels = dict(self.run.labels, **{ROLE_LABEL: f"{role}:{impl}"})
+        try:
+            container: Container = self.run.client.containers.run(
+                image_ref(impl),
+                ["sleep", "infinity"],
+                detach=True,
+                init=True,
+                labels=labels,
+                volumes=self.run.volumes(),
+                cap_drop=["ALL"],
+                cap_add=["DAC_OVERRIDE", "KILL", "SETUID", "SETGID", "CHOWN", "FOWNER"],
+                security_opt=["no-new-privileges"],
+                **kwargs,
+            )
+        except docker.errors.ImageNotFound as exc:
+            raise HarnessError(f"image {image_ref(impl)} is missing: run `mtls-harness images`") from exc
+        return container
+
+    def client(self, impl: str) -> Container:
+        with self._lock:
+            if impl not in self._clients:
+                self._clients[impl] = self._start(impl, "client", network_mode=f"container:{self.server.id}")
+            return self._clients[impl]
+
+    def start_server(
+        self,
+        name: str,
+        argv: Sequence[str],
+        port: int,
+        *,
+        workdir: str | None = None,
+        environment: dict[str, str] | None = None,
+        ready_text: str = "listening at",
+    ) -> ServerProcess:
+        """Start ``argv`` in the server container and wait until it says it listens."""
+        log_path = self.run.out_dir / "servers" / f"{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.unlink(missing_ok=True)
+        container_log = self.run.container_path(log_path)
+        # The program's own output goes to its log; "$0" is the log path, "$@" the argv.
+        command = ["sh", "-c", 'exec "$@" >"$0" 2>&1', container_log, *argv]
+        api = self.run.client.api
+        exec_id = api.exec_create(self.server.id, command, workdir=workdir, environment=environment)["Id"]
+        api.exec_start(exec_id, detach=True)
+        process = ServerProcess(self, name, port, tuple(argv), log_path, exec_id)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while ready_text not in process.log_text():
+            code = process.exit_code()
+            if code is not None:
+                raise HarnessError(
+                    f"server {name} ({' '.join(argv)}) in container {self.server.short_id} exited "
+                    f"with status {code} before listening; log: {tail(process.log_text())}"
+                )
+            if time.monotonic() > deadline:
+                raise HarnessError(
+                    f"server {name} in container {self.server.short_id} did not say {ready_text!r} "
+                    f"within {READY_TIMEOUT_S:.0f} s; log: {tail(process.log_text())}"
+                )
+            time.sleep(0.01)
+        return process
+
+    def exec(
+        self,
+        impl: str,
+        argv: Sequence[str],
+        *,
+        timeout_s: float,
+        workdir: str | None = None,
+        environment: dict[str, str] | None = None,
+    ) -> ExecResult:
+        """Run ``argv`` in the ``impl`` client container, killed after ``timeout_s``."""
+        container = self.client(impl)
+        command = ["timeout", "-k", "2", f"{timeout_s:g}", *argv]
+        api = self.run.client.api
+        started = time.monotonic()
+        exec_id = api.exec_create(container.id, command, workdir=workdir, environment=environment)["Id"]
+        stdout, stderr = api.exec_start(exec_id, demux=True)
+        code = api.exec_inspect(exec_id).get("ExitCode")
+        return ExecResult(
+            tuple(argv),
+            -1 if code is None else int(code),
+            stdout or b"",
+            stderr or b"",
+            time.monotonic() - started,
+        )
+
+
+def tail(text: str, lines: int = 5) -> str:
+    kept = text.strip().splitlines()[-lines:]
+    return " | ".join(kept) if kept else "(empty)"
+
+
+def remove_labelled(client: docker.DockerClient, labels: dict[str, str]) -> tuple[int, int]:
+    """Remove the containers, then the networks, carrying all of ``labels``."""
+    selector = [f"{k}={v}" for k, v in labels.items()]
+    containers = client.containers.list(all=True, filters={"label": selector})
+    for container in containers:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+    networks = client.networks.list(filters={"label": selector})
+    for network in networks:
+        try:
+            network.remove()
+        except docker.errors.NotFound:
+            pass
+    return len(containers), len(networks)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_runs(client: docker.DockerClient) -> set[str]:
+    """Run ids on this host whose harness process is gone."""
+    host = socket.gethostname()
+    found: dict[str, dict[str, str]] = {}
+    for container in client.containers.list(all=True, filters={"label": [f"{LABEL}=1"]}):
+        found[container.labels.get(RUN_LABEL, "")] = container.labels
+    for network in client.networks.list(filters={"label": [f"{LABEL}=1"]}):
+        found[(network.attrs.get("Labels") or {}).get(RUN_LABEL, "")] = network.attrs.get("Labels") or {}
+    stale = set()
+    for run_id, labels in found.items():
+        pid = labels.get(PID_LABEL, "")
+        if labels.get(HOST_LABEL) == host and pid.isdigit() and not _pid_alive(int(pid)):
+            stale.add(run_id)
+    return stale
+
+
+def sweep_stale(client: docker.DockerClient) -> list[str]:
+    """Remove what killed runs on this host left; returns their run ids."""
+    swept = sorted(stale_runs(client))
+    for run_id in swept:
+        remove_labelled(client, {RUN_LABEL: run_id})
+    return swept
+
+
+def clean_all(client: docker.DockerClient) -> tuple[int, int]:
+    """Remove every container and network the harness ever created."""
+    return remove_labelled(client, {LABEL: "1"})
+
+
+def leftovers(client: docker.DockerClient, run_id: str | None = None) -> list[str]:
+    """Names of labelled containers and networks still present (for tests)."""
+    selector = [f"{RUN_LABEL}={run_id}"] if run_id else [f"{LABEL}=1"]
+    names = [f"container {c.name}" for c in client.containers.list(all=True, filters={"label": selector})]
+    names += [f"network {n.name}" for n in client.networks.list(filters={"label": selector})]
+    return names
+
+
+__all__ = [
+    "ExecResult",
+    "Pod",
+    "Run",
+    "ServerProcess",
+    "clean_all",
+    "leftovers",
+    "new_run_id",
+    "sweep_stale",
+]

@@ -1,0 +1,154 @@
+"""The pytest side of the matrix: options, the session that owns Docker, and results.
+
+``pytest scenarios`` and ``mtls-harness matrix`` both come here. One session builds the
+images it needs, generates a fresh PKI into the output folder, opens a ``Run`` (so every
+container carries the run id) and closes it on every exit path, including Ctrl-C and
+SIGTERM. Each matrix cell is one test with a readable id.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from harness import certs, images, matrix
+from harness.errors import HarnessError
+from harness.pods import Run, sweep_stale
+
+DEFAULT_OUT = Path("out/pytest")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mtls-harness")
+    group.addoption("--server", action="append", default=[], help="server implementation (repeatable)")
+    group.addoption("--client", action="append", default=[], help="client implementation (repeatable)")
+    group.addoption("--scenario", action="append", default=[], help="scenario id (repeatable)")
+    group.addoption("--tls", action="append", default=[], help="TLS version 1.2 or 1.3 (repeatable)")
+    group.addoption("--out", default=None, help=f"output folder (default {DEFAULT_OUT})")
+
+
+@dataclass
+class Session:
+    """What the scenario tests share: the run, its runner and the results so far."""
+
+    run: Run
+    runner: matrix.Runner
+    out: Path
+    certs_dir: Path
+    built: dict[str, images.Built]
+    started: str
+    results: list[matrix.CellResult] = field(default_factory=list)
+    closed: bool = False
+
+    def close(self, config: pytest.Config) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self.results:
+                meta = {
+                    "run_id": self.run.run_id,
+                    "started": self.started,
+                    "finished": matrix.now_iso(),
+                    "images": {name: b.tag for name, b in self.built.items()},
+                    "versions": self.runner.versions(self.results[0].cell.server),
+                    "selection": selection(config),
+                }
+                matrix.write_results(self.out / "results.json", meta, self.results)
+        finally:
+            self.run.close()
+
+
+def selection(config: pytest.Config) -> dict[str, list[str]]:
+    return {
+        "server": list(config.getoption("--server")),
+        "client": list(config.getoption("--client")),
+        "scenario": list(config.getoption("--scenario")),
+        "tls": list(config.getoption("--tls")),
+    }
+
+
+def _sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "docker: needs a Docker engine")
+    # SIGTERM takes the same path as Ctrl-C, so the run's finally blocks remove its containers.
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _sigterm)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cell" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    try:
+        cells = matrix.plan(
+            config.getoption("--server"),
+            config.getoption("--client"),
+            config.getoption("--scenario"),
+            config.getoption("--tls"),
+        )
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    wanted = getattr(metafunc.module, "SCENARIOS", None)
+    if wanted is not None:
+        cells = [c for c in cells if c.scenario.id in wanted]
+    metafunc.parametrize("cell", cells, ids=[c.id for c in cells])
+
+
+_SESSION_KEY = pytest.StashKey[Session]()
+
+
+@pytest.fixture(scope="session")
+def harness(request: pytest.FixtureRequest) -> Iterator[Session]:
+    """The Docker side of the session, created on first use and always closed."""
+    config = request.config
+    out = Path(config.getoption("--out") or DEFAULT_OUT).resolve()
+    for stale in ("cells", "servers"):
+        shutil.rmtree(out / stale, ignore_errors=True)
+    try:
+        client = images.connect()
+        sweep_stale(client)
+        wanted = {"curl", "node", "python"}
+        built = images.ensure_images(client, wanted, say=lambda line: print(f"[images] {line}"))
+        certs_dir = certs.build(out / "certs")
+    except HarnessError as exc:
+        pytest.exit(f"mtls-harness: {exc}", returncode=2)
+    run = Run(client, out, certs_dir)
+    session = Session(run, matrix.Runner(run), out, certs_dir, built, matrix.now_iso())
+    config.stash[_SESSION_KEY] = session
+    atexit.register(run.close)
+    try:
+        yield session
+    finally:
+        session.close(config)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Also reached after Ctrl-C, when fixture teardown may not have run.
+    state = session.config.stash.get(_SESSION_KEY, None)
+    if state is not None:
+        state.close(session.config)
+
+
+@pytest.fixture
+def run_cell(harness: Session) -> Any:
+    """Run a cell, record its result for results.json, and return it."""
+
+    def run(cell: matrix.Cell) -> matrix.CellResult:
+        result = harness.runner.run_cell(cell)
+        harness.results.append(result)
+        return result
+
+    return run
+

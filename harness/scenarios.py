@@ -1,0 +1,332 @@
+"""The trust-scenario catalogue (SPEC §7) as data.
+
+Each scenario says what the server is given (certificate, trust, mode, CRLs), what the
+client is given (certificate, key, trust), which TLS versions it runs under, and the
+expected verdict (SPEC §8). Where stacks legitimately differ, an ``Override`` gives the
+verdict for that stack with a one-line reason that the report shows. Expectations come
+from the spec or from a rule in a stack's source, never from an observed run.
+
+Paths are relative to the certificates folder that ``mtls-harness certs`` writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from harness.errors import UsageError
+
+TLS_VERSIONS = ("1.2", "1.3")
+
+# --- material (see harness.certs) -----------------------------------------------------
+SERVER_ROOT = "tls-certs/root-ca-cert.pem"
+SERVER_CERT = "tls-certs/localhost-server-cert.pem"
+SERVER_KEY = "tls-certs/localhost-server-key.pem"
+CLIENT_ROOT = "alternate-tls-certs/root-ca-cert.pem"
+CLIENT_INTERMEDIATE = "alternate-tls-certs/intermediate-ca-cert.pem"
+CLIENT_CHAIN = "alternate-tls-certs/localhost-client-chain.pem"
+CLIENT_LEAF = "alternate-tls-certs/localhost-client-cert.pem"
+CLIENT_KEY = "alternate-tls-certs/localhost-client-key.pem"
+CRLS = "variants/alternate-crls.pem"
+
+
+def variant_chain(name: str) -> str:
+    return f"variants/{name}-chain.pem"
+
+
+def variant_key(name: str) -> str:
+    return f"variants/{name}-key.pem"
+
+
+@dataclass(frozen=True)
+class ServerSide:
+    """What the server is started with."""
+
+    cert: str = SERVER_CERT
+    key: str = SERVER_KEY
+    root_ca: str | None = None
+    require: bool = False
+    crl: str | None = None
+
+
+@dataclass(frozen=True)
+class ClientSide:
+    """What the client presents and trusts."""
+
+    cert: str | None = None
+    key: str | None = None
+    root_ca: str | None = SERVER_ROOT
+
+
+@dataclass(frozen=True)
+class Override:
+    """A verdict that differs for one stack, with the rule that makes it differ."""
+
+    verdict: str
+    reason: str
+    server: str | None = None
+    client: str | None = None
+    tls: str | None = None
+
+    def matches(self, server: str, client: str, tls: str) -> bool:
+        return all(
+            want is None or want == got
+            for want, got in ((self.server, server), (self.client, client), (self.tls, tls))
+        )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    summary: str
+    server: ServerSide
+    client: ClientSide
+    expected: str
+    overrides: tuple[Override, ...] = ()
+    tls: tuple[str, ...] = TLS_VERSIONS
+    tutorial: bool = False
+
+    def expectation(self, server: str, client: str, tls: str) -> tuple[str, str]:
+        """(expected verdict, reason it differs from the default or "")."""
+        for override in self.overrides:
+            if override.matches(server, client, tls):
+                return override.verdict, override.reason
+        return self.expected, ""
+
+
+def _client(name: str) -> ClientSide:
+    return ClientSide(cert=variant_chain(name), key=variant_key(name))
+
+
+TRUSTED_CLIENT = ClientSide(cert=CLIENT_CHAIN, key=CLIENT_KEY)
+TRUSTING_SERVER = ServerSide(root_ca=CLIENT_ROOT)
+CRL_SERVER = ServerSide(root_ca=CLIENT_ROOT, crl=CRLS)
+
+NODE_CLOSES = (
+    "Node verifies after the handshake (its OpenSSL verify callback always accepts) and "
+    "then destroys the socket for rejectUnauthorized, so no alert is sent"
+)
+NO_CERT_ALERT_12 = Override(
+    "server-rejected:handshake_failure",
+    "OpenSSL answers a missing certificate under SSL_VERIFY_FAIL_IF_NO_PEER_CERT with handshake_failure in TLS 1.2",
+    tls="1.2",
+)
+NON_CA_NODE = Override(
+    "reported:UNSPECIFIED",
+    "Node reports SSL_get_verify_result, the last error of a verify its callback kept going "
+    "(KEYUSAGE_NO_CERTSIGN here), and its X509ErrorCode table names no such code, so it says UNSPECIFIED",
+    server="node",
+)
+
+
+def _require(bad: str, summary: str, server: ServerSide, client: ClientSide, alert: str) -> Scenario:
+    """A bad case of report mode run with ``--require``: OpenSSL's alert, Node's close."""
+    return Scenario(
+        f"require-{bad}",
+        summary + " (--require)",
+        ServerSide(server.cert, server.key, server.root_ca, True, server.crl),
+        client,
+        f"server-rejected:{alert}",
+        (Override("server-rejected:closed", NODE_CLOSES, server="node"),),
+    )
+
+
+CATALOGUE: tuple[Scenario, ...] = (
+    # --- the server's trust in the client (report mode) ---
+    Scenario(
+        "no-client-cert",
+        "server without --root-ca; client sends no certificate (tutorial)",
+        ServerSide(),
+        ClientSide(),
+        "reported:UNABLE_TO_GET_ISSUER_CERT",
+        tutorial=True,
+    ),
+    Scenario(
+        "untrusted-client-ca",
+        "server without --root-ca; client sends the alternate chain (tutorial)",
+        ServerSide(),
+        TRUSTED_CLIENT,
+        "reported:UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+        tutorial=True,
+    ),
+    Scenario(
+        "trusted-client",
+        "server trusts the alternate root; client sends its chain (tutorial)",
+        TRUSTING_SERVER,
+        TRUSTED_CLIENT,
+        "ok",
+        tutorial=True,
+    ),
+    Scenario(
+        "trusted-ca-no-client-cert",
+        "server trusts the alternate root; client sends nothing (tutorial)",
+        TRUSTING_SERVER,
+        ClientSide(),
+        "reported:UNABLE_TO_GET_ISSUER_CERT",
+        tutorial=True,
+    ),
+    Scenario(
+        "leaf-without-intermediate",
+        "client sends its leaf without the intermediate",
+        TRUSTING_SERVER,
+        ClientSide(cert=CLIENT_LEAF, key=CLIENT_KEY),
+        "reported:UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+    ),
+    Scenario(
+        "intermediate-only-anchor",
+        "server trusts the client's intermediate only (no partial-chain)",
+        ServerSide(root_ca=CLIENT_INTERMEDIATE),
+        TRUSTED_CLIENT,
+        "reported:UNABLE_TO_GET_ISSUER_CERT",
+    ),
+    Scenario(
+        "expired-client-cert",
+        "client leaf expired",
+        TRUSTING_SERVER,
+        _client("client-expired"),
+        "reported:CERT_HAS_EXPIRED",
+    ),
+    Scenario(
+        "not-yet-valid-client-cert",
+        "client leaf not yet valid",
+        TRUSTING_SERVER,
+        _client("client-not-yet-valid"),
+        "reported:CERT_NOT_YET_VALID",
+    ),
+    Scenario(
+        "server-auth-eku",
+        "client leaf with EKU serverAuth only",
+        TRUSTING_SERVER,
+        _client("client-server-auth-eku"),
+        "reported:INVALID_PURPOSE",
+    ),
+    Scenario(
+        "self-signed-client-cert",
+        "client sends a self-signed leaf",
+        TRUSTING_SERVER,
+        _client("client-self-signed"),
+        "reported:DEPTH_ZERO_SELF_SIGNED_CERT",
+    ),
+    Scenario(
+        "non-ca-issuer",
+        "client leaf signed by a CA:FALSE certificate whose keyUsage lacks keyCertSign",
+        TRUSTING_SERVER,
+        _client("client-non-ca-issuer"),
+        # OpenSSL 3.0 reports INVALID_CA, INVALID_PURPOSE and PATH_LENGTH_EXCEEDED from
+        # check_chain_extensions, then KEYUSAGE_NO_CERTSIGN from internal_verify; a
+        # server that reports SSL_get_verify_result reports the last of them.
+        "reported:KEYUSAGE_NO_CERTSIGN",
+        (NON_CA_NODE,),
+    ),
+    Scenario(
+        "crl-good-client",
+        "server has CRLs for every CA of the client chain; client not revoked",
+        CRL_SERVER,
+        TRUSTED_CLIENT,
+        "ok",
+    ),
+    Scenario(
+        "revoked-client-cert",
+        "server has CRLs for every CA of the client chain; client leaf revoked",
+        CRL_SERVER,
+        _client("client-revoked"),
+        "reported:CERT_REVOKED",
+    ),
+    Scenario(
+        "accidental-trust",
+        "client leaf from the server's own PKI; server trusts only the alternate root",
+        TRUSTING_SERVER,
+        _client("client-from-server-pki"),
+        # --root-ca replaces the default roots: the server root is nowhere in the store.
+        "reported:UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+    ),
+    Scenario(
+        "mismatched-client-key",
+        "client key does not match its certificate",
+        TRUSTING_SERVER,
+        _client("client-mismatched-key"),
+        "client-error:key-mismatch",
+    ),
+    # --- the same bad cases with --require ---
+    Scenario(
+        "require-no-client-cert",
+        "client sends no certificate (--require)",
+        ServerSide(require=True),
+        ClientSide(),
+        "server-rejected:certificate_required",
+        (NO_CERT_ALERT_12,),
+    ),
+    Scenario(
+        "require-trusted-ca-no-client-cert",
+        "server trusts the alternate root; client sends nothing (--require)",
+        ServerSide(root_ca=CLIENT_ROOT, require=True),
+        ClientSide(),
+        "server-rejected:certificate_required",
+        (NO_CERT_ALERT_12,),
+    ),
+    _require("untrusted-client-ca", "server without --root-ca; client sends the alternate chain", ServerSide(), TRUSTED_CLIENT, "unknown_ca"),
+    _require("leaf-without-intermediate", "client sends its leaf only", TRUSTING_SERVER, ClientSide(cert=CLIENT_LEAF, key=CLIENT_KEY), "unknown_ca"),
+    _require("expired-client-cert", "client leaf expired", TRUSTING_SERVER, _client("client-expired"), "certificate_expired"),
+    _require("not-yet-valid-client-cert", "client leaf not yet valid", TRUSTING_SERVER, _client("client-not-yet-valid"), "bad_certificate"),
+    _require("server-auth-eku", "client leaf with EKU serverAuth only", TRUSTING_SERVER, _client("client-server-auth-eku"), "unsupported_certificate"),
+    _require("self-signed-client-cert", "client sends a self-signed leaf", TRUSTING_SERVER, _client("client-self-signed"), "unknown_ca"),
+    _require("non-ca-issuer", "client leaf signed by a CA:FALSE certificate", TRUSTING_SERVER, _client("client-non-ca-issuer"), "unknown_ca"),
+    _require("revoked-client-cert", "client leaf revoked", CRL_SERVER, _client("client-revoked"), "certificate_revoked"),
+    Scenario(
+        "require-trusted-client",
+        "server trusts the alternate root; client sends its chain (--require)",
+        ServerSide(root_ca=CLIENT_ROOT, require=True),
+        TRUSTED_CLIENT,
+        "ok",
+    ),
+    # --- the client's trust in the server ---
+    Scenario(
+        "client-no-server-ca",
+        "client without --root-ca",
+        TRUSTING_SERVER,
+        ClientSide(cert=CLIENT_CHAIN, key=CLIENT_KEY, root_ca=None),
+        "client-rejected:untrusted",
+    ),
+    Scenario(
+        "server-leaf-only",
+        "server sends its leaf without the intermediate",
+        ServerSide(cert=variant_chain("server-leaf-only"), key=variant_key("server-leaf-only"), root_ca=CLIENT_ROOT),
+        TRUSTED_CLIENT,
+        "client-rejected:untrusted",
+    ),
+    Scenario(
+        "wrong-hostname",
+        "server leaf issued for another host name",
+        ServerSide(cert=variant_chain("server-wrong-hostname"), key=variant_key("server-wrong-hostname"), root_ca=CLIENT_ROOT),
+        TRUSTED_CLIENT,
+        "client-rejected:hostname",
+    ),
+    Scenario(
+        "expired-server-cert",
+        "server leaf expired",
+        ServerSide(cert=variant_chain("server-expired"), key=variant_key("server-expired"), root_ca=CLIENT_ROOT),
+        TRUSTED_CLIENT,
+        "client-rejected:expired",
+    ),
+    Scenario(
+        "client-auth-eku-server",
+        "server leaf with EKU clientAuth only",
+        ServerSide(cert=variant_chain("server-client-auth-eku"), key=variant_key("server-client-auth-eku"), root_ca=CLIENT_ROOT),
+        TRUSTED_CLIENT,
+        "client-rejected:purpose",
+    ),
+)
+
+BY_ID = {s.id: s for s in CATALOGUE}
+TUTORIAL_IDS = tuple(s.id for s in CATALOGUE if s.tutorial)
+
+
+def select(ids: Iterable[str] | None) -> list[Scenario]:
+    """The scenarios named by ``ids`` (all when empty), or a UsageError naming the unknown."""
+    wanted = list(ids or [])
+    if not wanted:
+        return list(CATALOGUE)
+    unknown = [i for i in wanted if i not in BY_ID]
+    if unknown:
+        raise UsageError(f"unknown scenario {', '.join(unknown)}: see `mtls-harness scenarios` for the ids")
+    return [BY_ID[i] for i in dict.fromkeys(wanted)]
