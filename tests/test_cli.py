@@ -1,0 +1,70 @@
+"""The command line: one clear line and exit 2 for bad input, never a traceback."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main, render_tables
+
+
+def run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness", *argv], capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["matrix", "--server", "nginx"], "unknown server implementation 'nginx'"),
+        (["matrix", "--client", "wget"], "unknown client implementation 'wget'"),
+        (["matrix", "--scenario", "nope"], "unknown scenario nope"),
+        (["matrix", "--tls", "1.0"], "unknown TLS version '1.0'"),
+        (["certs"], "the following arguments are required: --out"),
+        (["certs", "--out", "x", "--key-type", "dsa"], "invalid choice: 'dsa'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], needle: str) -> None:
+    result = run_cli(*argv)
+    assert result.returncode == 2
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_unwritable_certs_folder_is_exit_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_cli("certs", "--out", str(blocker / "sub"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_certs_command_writes_private_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["certs", "--out", str(tmp_path)]) == 0
+    key = tmp_path / "alternate-tls-certs" / "localhost-client-key.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert "keys mode 0600" in capsys.readouterr().out
+
+
+def test_scenarios_lists_every_id_with_its_reasons(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scenarios"]) == 0
+    out = capsys.readouterr().out
+    assert "no-client-cert" in out and "X509ErrorCode" in out
+
+
+def test_table_shows_servers_by_clients() -> None:
+    document = {
+        "run": {"counts": {"passed": 1, "failed": 1, "unsupported": 0}},
+        "cells": [
+            {"scenario": "s", "tls": "1.3", "server": "node", "client": "curl", "passed": True, "observed": "ok"},
+            {"scenario": "s", "tls": "1.3", "server": "python", "client": "curl", "passed": False, "observed": "timeout"},
+        ],
+    }
+    text = render_tables(document)
+    assert "s (TLS 1.3)" in text and "FAIL timeout" in text
+    assert text.strip().endswith("1 passed, 1 failed, 0 unsupported")

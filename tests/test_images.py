@@ -1,0 +1,67 @@
+"""Image inputs: the host's apt sources are read, not written in, and hashes track inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness import images
+
+DEB822 = """Types: deb
+# a comment line
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: bookworm-security
+Components: main contrib
+
+Types: deb-src
+URIs: http://mirror.example/debian
+Suites: bookworm
+Components: main
+"""
+THIRD_PARTY = """Types: deb
+URIs: https://vendor.example/node_20.x
+Suites: nodistro
+Components: main
+"""
+ONE_LINE = "deb [signed-by=/k.gpg arch=amd64] http://old.example/debian bookworm main non-free\n# deb http://x bookworm main\n"
+
+
+def test_host_sources_keep_only_debian_bookworm(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(DEB822)
+    (tmp_path / "sources.list.d" / "vendor.sources").write_text(THIRD_PARTY)
+    (tmp_path / "sources.list.d" / "disabled.sources.disabled").write_text(DEB822.replace("mirror", "other"))
+    (tmp_path / "sources.list").write_text(ONE_LINE)
+    found = images.host_debian_sources(tmp_path)
+    assert [(s.uri, s.suites) for s in found] == [
+        ("http://old.example/debian", ("bookworm",)),
+        ("http://mirror.example/debian", ("bookworm", "bookworm-updates")),
+        ("http://mirror.example/debian-security", ("bookworm-security",)),
+    ]
+    assert found[0].signed_by == "/k.gpg"
+    assert all(s.components == ("main",) for s in found)
+
+
+def test_rendered_sources_are_deb822(tmp_path: Path) -> None:
+    sources = images.parse_deb822(DEB822)
+    text = images.render_deb822(sources)
+    assert images.parse_deb822(text) == sources
+
+
+def test_input_hash_follows_files_and_parent(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM x\n")
+    first = images.input_hash(tmp_path, "sha256:a")
+    assert images.input_hash(tmp_path, "sha256:a") == first
+    assert images.input_hash(tmp_path, "sha256:b") != first
+    (tmp_path / "server.js").write_text("//\n")
+    assert images.input_hash(tmp_path, "sha256:a") != first
+
+
+def test_every_image_folder_has_a_dockerfile() -> None:
+    for name in images.IMAGES:
+        assert (images.IMAGES_DIR / name / "Dockerfile").is_file()
