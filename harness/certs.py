@@ -19,7 +19,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -28,7 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness.errors import UsageError
 
-PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 KEY_TYPES = ("ec", "rsa")
 SERVER_PKI = "tls-certs"
@@ -93,9 +92,7 @@ def _name(common_name: str, org: str) -> x509.Name:
     )
 
 
-def _window(
-    now: dt.datetime, window: tuple[dt.timedelta, dt.timedelta]
-) -> tuple[dt.datetime, dt.datetime]:
+def _window(now: dt.datetime, window: tuple[dt.timedelta, dt.timedelta]) -> tuple[dt.datetime, dt.datetime]:
     return now + window[0], now + window[1]
 
 
@@ -300,7 +297,7 @@ def build(out: Path, key_type: str = "ec", now: dt.datetime | None = None) -> Pa
     """
     if key_type not in KEY_TYPES:
         raise UsageError(f"unknown key type {key_type!r}: use one of {', '.join(KEY_TYPES)}")
-    now = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     out.mkdir(parents=True, exist_ok=True)
 
     server_root = make_root("mtls-harness Server PKI", now, key_type)
@@ -314,7 +311,9 @@ def build(out: Path, key_type: str = "ec", now: dt.datetime | None = None) -> Pa
         kw.setdefault("ips", ["127.0.0.1"])
         return make_leaf(server.intermediate, "localhost", "mtls-harness Server PKI", now, key_type=key_type, **kw)  # type: ignore[arg-type]
 
-    def client_leaf(issuer: Issued | None = client.intermediate, org: str = "mtls-harness Client PKI", **kw: object) -> Issued:
+    def client_leaf(
+        issuer: Issued | None = client.intermediate, org: str = "mtls-harness Client PKI", **kw: object
+    ) -> Issued:
         kw.setdefault("eku", [CLIENT_AUTH])
         kw.setdefault("uris", ["identity://localhost.client"])
         return make_leaf(issuer, "localhost.client", org, now, key_type=key_type, **kw)  # type: ignore[arg-type]
@@ -341,7 +340,9 @@ def build(out: Path, key_type: str = "ec", now: dt.datetime | None = None) -> Pa
     self_signed = client_leaf(issuer=None, key_usage=False)
     _write_variant(variants, "client-self-signed", [self_signed.cert], self_signed.key)
     # The CA:FALSE issuer is an ordinary end-entity certificate of the client PKI.
-    not_a_ca = make_leaf(client.intermediate, "not-a-ca", "mtls-harness Client PKI", now, eku=[CLIENT_AUTH], key_type=key_type)
+    not_a_ca = make_leaf(
+        client.intermediate, "not-a-ca", "mtls-harness Client PKI", now, eku=[CLIENT_AUTH], key_type=key_type
+    )
     signed_by_leaf = client_leaf(issuer=not_a_ca)
     _write_variant(variants, "client-non-ca-issuer", [signed_by_leaf.cert, not_a_ca.cert, mid], signed_by_leaf.key)
     revoked = client_leaf()

@@ -35,19 +35,33 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("certs", help="write both PKIs (tutorial layout) and the scenario variants")
-    p.add_argument("--out", required=True, type=Path, help="folder to write tls-certs/, alternate-tls-certs/, variants/")
+    p.add_argument(
+        "--out", required=True, type=Path, help="folder to write tls-certs/, alternate-tls-certs/, variants/"
+    )
     p.add_argument("--key-type", choices=certs.KEY_TYPES, default="ec", help="EC P-256 (default) or RSA-2048")
 
     p = sub.add_parser("images", help="build every image whose inputs changed; print the tags")
     p.add_argument("--rebuild", action="store_true", help="rebuild even when nothing changed")
 
     p = sub.add_parser("matrix", help="run the matrix (pytest underneath) and write results.json")
-    p.add_argument("--server", action="append", default=[], metavar="IMPL", help=f"one of {', '.join(impls.SERVERS)} (repeatable)")
-    p.add_argument("--client", action="append", default=[], metavar="IMPL", help=f"one of {', '.join(impls.CLIENTS)} (repeatable)")
-    p.add_argument("--scenario", action="append", default=[], metavar="ID", help="a scenario id (repeatable; see `mtls-harness scenarios`)")
+    p.add_argument(
+        "--server", action="append", default=[], metavar="IMPL", help=f"one of {', '.join(impls.SERVERS)} (repeatable)"
+    )
+    p.add_argument(
+        "--client", action="append", default=[], metavar="IMPL", help=f"one of {', '.join(impls.CLIENTS)} (repeatable)"
+    )
+    p.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a scenario id (repeatable; see `mtls-harness scenarios`)",
+    )
     p.add_argument("--tls", action="append", default=[], metavar="VERSION", help="1.2 or 1.3 (repeatable)")
     p.add_argument("--out", type=Path, default=Path("out/matrix"), help="output folder (default out/matrix)")
-    p.add_argument("pytest_args", nargs="*", metavar="-- PYTEST-ARG", help="extra pytest arguments after --, e.g. -- -k curl")
+    p.add_argument(
+        "pytest_args", nargs="*", metavar="-- PYTEST-ARG", help="extra pytest arguments after --, e.g. -- -k curl"
+    )
 
     sub.add_parser("scenarios", help="list the scenario ids with their expected verdicts")
     sub.add_parser("clean", help="remove every container and network the harness created")
@@ -73,7 +87,11 @@ def cmd_scenarios(_args: argparse.Namespace) -> int:
     for scenario in scenarios.CATALOGUE:
         print(f"{scenario.id:36} {scenario.expected:42} {scenario.summary}")
         for override in scenario.overrides:
-            where = ", ".join(f"{k}={v}" for k, v in (("server", override.server), ("client", override.client), ("tls", override.tls)) if v)
+            where = ", ".join(
+                f"{k}={v}"
+                for k, v in (("server", override.server), ("client", override.client), ("tls", override.tls))
+                if v
+            )
             print(f"{'':36}   {where}: {override.verdict} -- {override.reason}")
     return 0
 
@@ -105,7 +123,12 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         f"--out={out}",
         f"--junitxml={out / 'junit.xml'}",
     ]
-    for flag, values in (("--server", args.server), ("--client", args.client), ("--scenario", args.scenario), ("--tls", args.tls)):
+    for flag, values in (
+        ("--server", args.server),
+        ("--client", args.client),
+        ("--scenario", args.scenario),
+        ("--tls", args.tls),
+    ):
         pytest_args += [f"{flag}={value}" for value in values]
     print(f"running {len(cells)} cell(s); artefacts in {out}")
     status = int(pytest.main([*pytest_args, *args.pytest_args]))
@@ -180,4 +203,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mtls-harness: interrupted; containers of this run were removed", file=sys.stderr)
         return 130
-

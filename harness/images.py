@@ -114,7 +114,7 @@ def parse_one_line(text: str) -> list[AptSource]:
             for option in options.group(1).split():
                 if option.startswith("signed-by="):
                     signed_by = option.split("=", 1)[1]
-            line = "deb " + line[options.end():]
+            line = "deb " + line[options.end() :]
         parts = line.split()
         if len(parts) >= 3:
             sources.append(AptSource(parts[1], (parts[2],), tuple(parts[3:]), signed_by))
@@ -234,7 +234,9 @@ def bootstrap_rootfs(client: docker.DockerClient, say: Say) -> str:
     return image_id
 
 
-def build_image(client: docker.DockerClient, name: str, parent_id: str, parent_ref: str, rebuild: bool, say: Say) -> Built:
+def build_image(
+    client: docker.DockerClient, name: str, parent_id: str, parent_ref: str, rebuild: bool, say: Say
+) -> Built:
     folder = IMAGES_DIR / name
     if not (folder / "Dockerfile").is_file():
         raise HarnessError(f"images/{name}/Dockerfile is missing")

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import impls
+from harness.errors import UsageError
 from harness.pods import ExecResult, Run, ServerProcess, tail
 from harness.scenarios import TLS_VERSIONS, Scenario, ServerSide, select
-from harness.errors import UsageError
 from harness.verdicts import Evidence, decide
 
 CELL_TIMEOUT_S = 15.0
@@ -209,7 +209,13 @@ class Runner:
             "node": ("node", ["node", "-p", "process.version + ' (OpenSSL ' + process.versions.openssl + ')'"]),
             "python": (
                 "python",
-                ["python3", "-c", "import ssl,sys,OpenSSL,requests;print(sys.version.split()[0], ssl.OPENSSL_VERSION, 'pyOpenSSL', OpenSSL.__version__, 'requests', requests.__version__)"],
+                [
+                    "python3",
+                    "-c",
+                    "import ssl,sys,OpenSSL,requests;"
+                    "print(sys.version.split()[0], ssl.OPENSSL_VERSION, 'pyOpenSSL', OpenSSL.__version__,"
+                    " 'requests', requests.__version__)",
+                ],
             ),
             "curl": ("curl", ["curl", "--version"]),
         }
@@ -221,7 +227,11 @@ class Runner:
                 found[name] = f"unknown ({type(exc).__name__})"
                 continue
             text = result.stdout.decode(errors="replace").strip().splitlines()
-            found[name] = text[0] if text else f"unknown (exit {result.exit_code}: {tail(result.stderr.decode(errors='replace'))})"
+            found[name] = (
+                text[0]
+                if text
+                else f"unknown (exit {result.exit_code}: {tail(result.stderr.decode(errors='replace'))})"
+            )
         return found
 
 
@@ -242,4 +252,4 @@ def write_results(path: Path, meta: dict[str, Any], results: Sequence[CellResult
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

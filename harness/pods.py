@@ -14,6 +14,7 @@ swept by the next run and by ``mtls-harness clean``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import secrets
@@ -47,7 +48,7 @@ TIMEOUT_EXIT = 124
 
 
 def new_run_id() -> str:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d%H%M%S")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
@@ -161,7 +162,9 @@ class Run:
     def __enter__(self) -> Run:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -273,16 +276,12 @@ def remove_labelled(client: docker.DockerClient, labels: dict[str, str]) -> tupl
     selector = [f"{k}={v}" for k, v in labels.items()]
     containers = client.containers.list(all=True, filters={"label": selector})
     for container in containers:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
     networks = client.networks.list(filters={"label": selector})
     for network in networks:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             network.remove()
-        except docker.errors.NotFound:
-            pass
     return len(containers), len(networks)
 
 

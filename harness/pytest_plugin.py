@@ -151,4 +151,3 @@ def run_cell(harness: Session) -> Any:
         return result
 
     return run
-

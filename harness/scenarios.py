@@ -70,8 +70,7 @@ class Override:
 
     def matches(self, server: str, client: str, tls: str) -> bool:
         return all(
-            want is None or want == got
-            for want, got in ((self.server, server), (self.client, client), (self.tls, tls))
+            want is None or want == got for want, got in ((self.server, server), (self.client, client), (self.tls, tls))
         )
 
 
@@ -264,14 +263,54 @@ CATALOGUE: tuple[Scenario, ...] = (
         "server-rejected:certificate_required",
         (NO_CERT_ALERT_12,),
     ),
-    _require("untrusted-client-ca", "server without --root-ca; client sends the alternate chain", ServerSide(), TRUSTED_CLIENT, "unknown_ca"),
-    _require("leaf-without-intermediate", "client sends its leaf only", TRUSTING_SERVER, ClientSide(cert=CLIENT_LEAF, key=CLIENT_KEY), "unknown_ca"),
-    _require("expired-client-cert", "client leaf expired", TRUSTING_SERVER, _client("client-expired"), "certificate_expired"),
-    _require("not-yet-valid-client-cert", "client leaf not yet valid", TRUSTING_SERVER, _client("client-not-yet-valid"), "bad_certificate"),
-    _require("server-auth-eku", "client leaf with EKU serverAuth only", TRUSTING_SERVER, _client("client-server-auth-eku"), "unsupported_certificate"),
-    _require("self-signed-client-cert", "client sends a self-signed leaf", TRUSTING_SERVER, _client("client-self-signed"), "unknown_ca"),
-    _require("non-ca-issuer", "client leaf signed by a CA:FALSE certificate", TRUSTING_SERVER, _client("client-non-ca-issuer"), "unknown_ca"),
-    _require("revoked-client-cert", "client leaf revoked", CRL_SERVER, _client("client-revoked"), "certificate_revoked"),
+    _require(
+        "untrusted-client-ca",
+        "server without --root-ca; client sends the alternate chain",
+        ServerSide(),
+        TRUSTED_CLIENT,
+        "unknown_ca",
+    ),
+    _require(
+        "leaf-without-intermediate",
+        "client sends its leaf only",
+        TRUSTING_SERVER,
+        ClientSide(cert=CLIENT_LEAF, key=CLIENT_KEY),
+        "unknown_ca",
+    ),
+    _require(
+        "expired-client-cert", "client leaf expired", TRUSTING_SERVER, _client("client-expired"), "certificate_expired"
+    ),
+    _require(
+        "not-yet-valid-client-cert",
+        "client leaf not yet valid",
+        TRUSTING_SERVER,
+        _client("client-not-yet-valid"),
+        "bad_certificate",
+    ),
+    _require(
+        "server-auth-eku",
+        "client leaf with EKU serverAuth only",
+        TRUSTING_SERVER,
+        _client("client-server-auth-eku"),
+        "unsupported_certificate",
+    ),
+    _require(
+        "self-signed-client-cert",
+        "client sends a self-signed leaf",
+        TRUSTING_SERVER,
+        _client("client-self-signed"),
+        "unknown_ca",
+    ),
+    _require(
+        "non-ca-issuer",
+        "client leaf signed by a CA:FALSE certificate",
+        TRUSTING_SERVER,
+        _client("client-non-ca-issuer"),
+        "unknown_ca",
+    ),
+    _require(
+        "revoked-client-cert", "client leaf revoked", CRL_SERVER, _client("client-revoked"), "certificate_revoked"
+    ),
     Scenario(
         "require-trusted-client",
         "server trusts the alternate root; client sends its chain (--require)",
@@ -297,7 +336,9 @@ CATALOGUE: tuple[Scenario, ...] = (
     Scenario(
         "wrong-hostname",
         "server leaf issued for another host name",
-        ServerSide(cert=variant_chain("server-wrong-hostname"), key=variant_key("server-wrong-hostname"), root_ca=CLIENT_ROOT),
+        ServerSide(
+            cert=variant_chain("server-wrong-hostname"), key=variant_key("server-wrong-hostname"), root_ca=CLIENT_ROOT
+        ),
         TRUSTED_CLIENT,
         "client-rejected:hostname",
     ),
@@ -311,7 +352,9 @@ CATALOGUE: tuple[Scenario, ...] = (
     Scenario(
         "client-auth-eku-server",
         "server leaf with EKU clientAuth only",
-        ServerSide(cert=variant_chain("server-client-auth-eku"), key=variant_key("server-client-auth-eku"), root_ca=CLIENT_ROOT),
+        ServerSide(
+            cert=variant_chain("server-client-auth-eku"), key=variant_key("server-client-auth-eku"), root_ca=CLIENT_ROOT
+        ),
         TRUSTED_CLIENT,
         "client-rejected:purpose",
     ),

@@ -115,14 +115,15 @@ def parse_body(client: str, stdout: str) -> object | None:
     text = stdout.strip()
     if client == "node":
         if text.startswith("Response: "):
-            text = text[len("Response: "):]
+            text = text[len("Response: ") :]
         elif text.startswith("{") and not text.startswith('{"'):
             # Node's util.inspect form: { mTLSValid: false, reason: 'X' }
             text = _NODE_INSPECT_KEY.sub(r'\1"\2":', text).replace("'", '"')
     try:
-        return json.loads(text)
+        body: object = json.loads(text)
     except ValueError:
         return None
+    return body
 
 
 def verdict_from_body(body: object) -> str | None:

@@ -20,7 +20,7 @@ from harness.pods import leftovers, sweep_stale
 
 pytestmark = pytest.mark.docker
 
-INNER = '''
+INNER = """
 import time
 from pathlib import Path
 
@@ -29,15 +29,28 @@ def test_inner(harness):
     pod.client("curl")
     Path({marker!r}).write_text(harness.run.run_id)
     {body}
-'''
+"""
 
 
 def start_inner(tmp_path: Path, body: str) -> tuple[subprocess.Popen[str], Path]:
     marker = tmp_path / "run-id"
     test_file = tmp_path / "test_inner.py"
     test_file.write_text(INNER.format(marker=str(marker), body=body))
-    argv = [sys.executable, "-m", "pytest", "-p", "harness.pytest_plugin", "-p", "no:cacheprovider",
-            "-q", f"--rootdir={tmp_path}", "-c", os.devnull, f"--out={tmp_path / 'out'}", str(test_file)]
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "harness.pytest_plugin",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        f"--rootdir={tmp_path}",
+        "-c",
+        os.devnull,
+        f"--out={tmp_path / 'out'}",
+        str(test_file),
+    ]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     return process, marker
 
@@ -46,7 +59,9 @@ def wait_for_run(process: subprocess.Popen[str], marker: Path) -> str:
     deadline = time.monotonic() + 120
     while not marker.exists():
         if process.poll() is not None:
-            pytest.fail(f"inner session ended early ({process.returncode}):\n{process.stdout.read() if process.stdout else ''}")
+            pytest.fail(
+                f"inner session ended early ({process.returncode}):\n{process.stdout.read() if process.stdout else ''}"
+            )
         if time.monotonic() > deadline:
             process.kill()
             pytest.fail("inner session did not start a run within 120 s")

@@ -8,7 +8,7 @@ from harness.pytest_plugin import Session
 
 pytestmark = pytest.mark.docker
 
-ABUSE = r'''
+ABUSE = r"""
 import socket, ssl, sys, requests
 port = int(sys.argv[1])
 def connect():
@@ -23,7 +23,7 @@ stalled = connect()
 r = requests.get(f"https://localhost:{port}", cert=(sys.argv[2], sys.argv[3]), verify=sys.argv[4], timeout=10)
 print(r.text, end="")
 stalled.close()
-'''
+"""
 
 
 def test_python_server_survives_garbage_half_open_and_stall(harness: Session) -> None:
@@ -31,15 +31,30 @@ def test_python_server_survives_garbage_half_open_and_stall(harness: Session) ->
     certs = "/certs"
     process = pod.start_server(
         "robustness",
-        ["server-mtls", "--cert", f"{certs}/tls-certs/localhost-server-cert.pem", "--key",
-         f"{certs}/tls-certs/localhost-server-key.pem", "--root-ca", f"{certs}/alternate-tls-certs/root-ca-cert.pem",
-         "--port", "9443"],
+        [
+            "server-mtls",
+            "--cert",
+            f"{certs}/tls-certs/localhost-server-cert.pem",
+            "--key",
+            f"{certs}/tls-certs/localhost-server-key.pem",
+            "--root-ca",
+            f"{certs}/alternate-tls-certs/root-ca-cert.pem",
+            "--port",
+            "9443",
+        ],
         9443,
     )
     result = pod.exec(
         "python",
-        ["python3", "-c", ABUSE, "9443", f"{certs}/alternate-tls-certs/localhost-client-chain.pem",
-         f"{certs}/alternate-tls-certs/localhost-client-key.pem", f"{certs}/tls-certs/root-ca-cert.pem"],
+        [
+            "python3",
+            "-c",
+            ABUSE,
+            "9443",
+            f"{certs}/alternate-tls-certs/localhost-client-chain.pem",
+            f"{certs}/alternate-tls-certs/localhost-client-key.pem",
+            f"{certs}/tls-certs/root-ca-cert.pem",
+        ],
         timeout_s=30,
     )
     assert (result.exit_code, result.stdout) == (0, b'{"mTLSValid": true}\n'), result.stderr.decode(errors="replace")

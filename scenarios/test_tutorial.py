@@ -29,7 +29,9 @@ def start(harness: Session, server: str, run: ServerRun):  # type: ignore[no-unt
     existing = getattr(pod, "tutorial_server", None)
     if existing is None:
         argv = in_container(as_server(server, run.argv))
-        existing = pod.start_server(f"tutorial-{server}-{run.setup}", argv, 9443, workdir=NODE_WORKDIR if server == "node" else None)
+        existing = pod.start_server(
+            f"tutorial-{server}-{run.setup}", argv, 9443, workdir=NODE_WORKDIR if server == "node" else None
+        )
         pod.tutorial_server = existing  # type: ignore[attr-defined]
     return pod, existing
 
@@ -38,7 +40,9 @@ def start(harness: Session, server: str, run: ServerRun):  # type: ignore[no-unt
 def test_transcript(harness: Session, server: str, run: ServerRun, step: Step) -> None:
     pod, process = start(harness, server, run)
     assert process.log_text().splitlines()[0] == LISTENING
-    result = pod.exec(step.client, in_container(step.argv), timeout_s=20, workdir=NODE_WORKDIR if step.client == "node" else None)
+    result = pod.exec(
+        step.client, in_container(step.argv), timeout_s=20, workdir=NODE_WORKDIR if step.client == "node" else None
+    )
     stdout = result.stdout.decode(errors="replace")
     assert (result.exit_code, stdout) == (0, step.output + "\n"), (
         f"{' '.join(step.argv)} against {server} server ({run.setup}):\n"
@@ -52,8 +56,21 @@ def test_transcript(harness: Session, server: str, run: ServerRun, step: Step) -
 def test_one_way_server(harness: Session) -> None:
     """The tutorial's one-way server.js on 8443 answers curl with {"success": true}."""
     pod = harness.run.pod("node", purpose="tutorial-one-way")
-    argv = in_container(("node", "server.js", "--cert", "../tls-certs/localhost-server-cert.pem", "--key", "../tls-certs/localhost-server-key.pem"))
+    argv = in_container(
+        (
+            "node",
+            "server.js",
+            "--cert",
+            "../tls-certs/localhost-server-cert.pem",
+            "--key",
+            "../tls-certs/localhost-server-key.pem",
+        )
+    )
     process = pod.start_server("tutorial-one-way", argv, 8443, workdir=NODE_WORKDIR)
     assert process.log_text().splitlines()[0] == "Example app listening at https://localhost:8443"
-    result = pod.exec("curl", in_container(("curl", "--cacert", "../tls-certs/root-ca-cert.pem", "https://localhost:8443")), timeout_s=20)
+    result = pod.exec(
+        "curl",
+        in_container(("curl", "--cacert", "../tls-certs/root-ca-cert.pem", "https://localhost:8443")),
+        timeout_s=20,
+    )
     assert (result.exit_code, result.stdout) == (0, b'{"success": true}\n'), result.stderr.decode(errors="replace")

@@ -52,8 +52,11 @@ def ok(result: subprocess.CompletedProcess[str]) -> bool:
 
 def errors(result: subprocess.CompletedProcess[str]) -> list[str]:
     """The messages of every ``error N at D depth lookup: MESSAGE`` line, in order."""
-    return [line.split(": ", 1)[1] for line in (result.stdout + result.stderr).splitlines()
-            if line.startswith("error ") and " depth lookup: " in line]
+    return [
+        line.split(": ", 1)[1]
+        for line in (result.stdout + result.stderr).splitlines()
+        if line.startswith("error ") and " depth lookup: " in line
+    ]
 
 
 def error_code(result: subprocess.CompletedProcess[str]) -> int | None:
@@ -68,18 +71,29 @@ CLIENT_ROOT = "alternate-tls-certs/root-ca-cert.pem"
 
 
 def test_tutorial_file_names(pki: Path) -> None:
-    for name in ("root-ca-cert.pem", "intermediate-ca-cert.pem", "localhost-server-cert.pem",
-                 "localhost-server-key.pem", "localhost-server-chain.pem", "localhost-server-full.pem"):
+    for name in (
+        "root-ca-cert.pem",
+        "intermediate-ca-cert.pem",
+        "localhost-server-cert.pem",
+        "localhost-server-key.pem",
+        "localhost-server-chain.pem",
+        "localhost-server-full.pem",
+    ):
         assert (pki / "tls-certs" / name).is_file(), name
-    for name in ("root-ca-cert.pem", "intermediate-ca-cert.pem", "localhost-client-cert.pem",
-                 "localhost-client-key.pem", "localhost-client-chain.pem"):
+    for name in (
+        "root-ca-cert.pem",
+        "intermediate-ca-cert.pem",
+        "localhost-client-cert.pem",
+        "localhost-client-key.pem",
+        "localhost-client-chain.pem",
+    ):
         assert (pki / "alternate-tls-certs" / name).is_file(), name
 
 
 def test_chain_shape_and_constraints(pki: Path) -> None:
     for folder, leaf_name in (("tls-certs", "localhost-server"), ("alternate-tls-certs", "localhost-client")):
-        root, = load(pki / folder / "root-ca-cert.pem")
-        intermediate, = load(pki / folder / "intermediate-ca-cert.pem")
+        (root,) = load(pki / folder / "root-ca-cert.pem")
+        (intermediate,) = load(pki / folder / "intermediate-ca-cert.pem")
         leaf, mid = load(pki / folder / f"{leaf_name}-chain.pem")
         assert root.subject == root.issuer
         assert intermediate.issuer == root.subject and leaf.issuer == intermediate.subject
@@ -97,10 +111,14 @@ def test_server_and_client_leaf_names_and_ekus(pki: Path) -> None:
     san = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == ["localhost"]
     assert [str(i) for i in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
-    assert list(server.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    assert list(server.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
+        ExtendedKeyUsageOID.SERVER_AUTH
+    ]
     csan = client.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert csan.get_values_for_type(x509.UniformResourceIdentifier) == ["identity://localhost.client"]
-    assert list(client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert list(client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
+        ExtendedKeyUsageOID.CLIENT_AUTH
+    ]
 
 
 def test_the_servers_cert_file_carries_its_intermediate(pki: Path) -> None:
@@ -112,8 +130,12 @@ def test_the_servers_cert_file_carries_its_intermediate(pki: Path) -> None:
 
 def test_serials_are_unique(pki: Path) -> None:
     serials = [c.serial_number for p in pki.rglob("*.pem") if "BEGIN CERTIFICATE" in p.read_text() for c in load(p)]
-    by_cert = {c.fingerprint(c.signature_hash_algorithm): c.serial_number for p in pki.rglob("*.pem")  # type: ignore[arg-type]
-               if "BEGIN CERTIFICATE" in p.read_text() for c in load(p)}
+    by_cert = {
+        c.fingerprint(c.signature_hash_algorithm): c.serial_number
+        for p in pki.rglob("*.pem")  # type: ignore[arg-type]
+        if "BEGIN CERTIFICATE" in p.read_text()
+        for c in load(p)
+    }
     assert len(set(by_cert.values())) == len(by_cert)
     assert 0x1000 not in serials
 
@@ -164,7 +186,7 @@ def test_eku_variants_fail_only_the_purpose_check(pki: Path, variant: str, root:
 
 def test_self_signed_client_is_depth_zero_self_signed(pki: Path) -> None:
     assert error_code(verify(pki, CLIENT_ROOT, "variants/client-self-signed-chain.pem")) == 18
-    leaf, = load(pki / "variants/client-self-signed-chain.pem")
+    (leaf,) = load(pki / "variants/client-self-signed-chain.pem")
     assert leaf.issuer == leaf.subject
     assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
 
@@ -186,12 +208,16 @@ def test_revoked_client_fails_only_with_the_crls(pki: Path) -> None:
     crls = str(pki / "variants" / certs.CRL_FULL)
     assert ok(verify(pki, CLIENT_ROOT, chain))
     assert error_code(verify(pki, CLIENT_ROOT, chain, "-crl_check_all", "-CRLfile", crls)) == 23
-    assert ok(verify(pki, CLIENT_ROOT, "alternate-tls-certs/localhost-client-chain.pem", "-crl_check_all", "-CRLfile", crls))
+    assert ok(
+        verify(pki, CLIENT_ROOT, "alternate-tls-certs/localhost-client-chain.pem", "-crl_check_all", "-CRLfile", crls)
+    )
 
 
 def test_a_good_client_fails_crl_checking_with_only_its_issuers_crl(pki: Path) -> None:
     only_issuer = str(pki / "variants" / certs.CRL_ISSUER_ONLY)
-    result = verify(pki, CLIENT_ROOT, "alternate-tls-certs/localhost-client-chain.pem", "-crl_check_all", "-CRLfile", only_issuer)
+    result = verify(
+        pki, CLIENT_ROOT, "alternate-tls-certs/localhost-client-chain.pem", "-crl_check_all", "-CRLfile", only_issuer
+    )
     assert error_code(result) == 3  # unable to get certificate CRL
 
 

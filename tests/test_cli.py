@@ -13,7 +13,9 @@ from harness.cli import main, render_tables
 
 
 def run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", *argv], capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *argv], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 @pytest.mark.parametrize(
@@ -62,7 +64,14 @@ def test_table_shows_servers_by_clients() -> None:
         "run": {"counts": {"passed": 1, "failed": 1, "unsupported": 0}},
         "cells": [
             {"scenario": "s", "tls": "1.3", "server": "node", "client": "curl", "passed": True, "observed": "ok"},
-            {"scenario": "s", "tls": "1.3", "server": "python", "client": "curl", "passed": False, "observed": "timeout"},
+            {
+                "scenario": "s",
+                "tls": "1.3",
+                "server": "python",
+                "client": "curl",
+                "passed": False,
+                "observed": "timeout",
+            },
         ],
     }
     text = render_tables(document)

@@ -28,7 +28,9 @@ URIs: https://vendor.example/node_20.x
 Suites: nodistro
 Components: main
 """
-ONE_LINE = "deb [signed-by=/k.gpg arch=amd64] http://old.example/debian bookworm main non-free\n# deb http://x bookworm main\n"
+ONE_LINE = (
+    "deb [signed-by=/k.gpg arch=amd64] http://old.example/debian bookworm main non-free\n# deb http://x bookworm main\n"
+)
 
 
 def test_host_sources_keep_only_debian_bookworm(tmp_path: Path) -> None:

@@ -13,11 +13,25 @@ from harness.matrix import plan
 from harness.scenarios import BY_ID, CATALOGUE, TUTORIAL_IDS, select
 
 SPEC_IDS = {
-    "no-client-cert", "untrusted-client-ca", "trusted-client", "trusted-ca-no-client-cert",
-    "leaf-without-intermediate", "intermediate-only-anchor", "expired-client-cert",
-    "not-yet-valid-client-cert", "server-auth-eku", "self-signed-client-cert", "non-ca-issuer",
-    "crl-good-client", "revoked-client-cert", "accidental-trust", "mismatched-client-key",
-    "client-no-server-ca", "server-leaf-only", "wrong-hostname", "expired-server-cert",
+    "no-client-cert",
+    "untrusted-client-ca",
+    "trusted-client",
+    "trusted-ca-no-client-cert",
+    "leaf-without-intermediate",
+    "intermediate-only-anchor",
+    "expired-client-cert",
+    "not-yet-valid-client-cert",
+    "server-auth-eku",
+    "self-signed-client-cert",
+    "non-ca-issuer",
+    "crl-good-client",
+    "revoked-client-cert",
+    "accidental-trust",
+    "mismatched-client-key",
+    "client-no-server-ca",
+    "server-leaf-only",
+    "wrong-hostname",
+    "expired-server-cert",
     "client-auth-eku-server",
 }
 VERDICT = re.compile(
@@ -27,7 +41,7 @@ VERDICT = re.compile(
 
 
 def test_every_spec_scenario_is_in_the_catalogue() -> None:
-    assert SPEC_IDS <= set(BY_ID)
+    assert set(BY_ID) >= SPEC_IDS
     assert any(s.id.startswith("require-") for s in CATALOGUE)
 
 

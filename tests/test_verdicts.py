@@ -39,8 +39,16 @@ def test_recorded_output_maps_to_the_specified_verdict(path: Path) -> None:
     ("client", "stdout", "body"),
     [
         ("curl", '{"mTLSValid": true}\n', {"mTLSValid": True}),
-        ("node", 'Response: {"mTLSValid":false,"reason":"UNABLE_TO_GET_ISSUER_CERT"}\n', {"mTLSValid": False, "reason": "UNABLE_TO_GET_ISSUER_CERT"}),
-        ("node", "{ mTLSValid: false, reason: 'CERT_HAS_EXPIRED' }\n", {"mTLSValid": False, "reason": "CERT_HAS_EXPIRED"}),
+        (
+            "node",
+            'Response: {"mTLSValid":false,"reason":"UNABLE_TO_GET_ISSUER_CERT"}\n',
+            {"mTLSValid": False, "reason": "UNABLE_TO_GET_ISSUER_CERT"},
+        ),
+        (
+            "node",
+            "{ mTLSValid: false, reason: 'CERT_HAS_EXPIRED' }\n",
+            {"mTLSValid": False, "reason": "CERT_HAS_EXPIRED"},
+        ),
         ("node", "{ mTLSValid: true }\n", {"mTLSValid": True}),
         ("python", '{"success": true}\n', {"success": True}),
         ("curl", "<html>", None),
