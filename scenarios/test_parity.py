@@ -1,0 +1,41 @@
+"""Parity: in report mode the Python server's body equals the Node server's, byte for byte.
+
+For every report-mode scenario whose expectation is the same for both servers, each
+client (and TLS version) is run against the Node and the Python server, and what the
+client printed must be identical. Scenarios where the catalogue documents a stack
+difference (non-ca-issuer: Node's UNSPECIFIED) are compared on that documented
+difference instead.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import impls
+from harness.matrix import Cell
+from harness.pytest_plugin import Session
+from harness.scenarios import CATALOGUE, TLS_VERSIONS
+
+pytestmark = pytest.mark.docker
+
+REPORT_MODE = [
+    s for s in CATALOGUE if not s.server.require and (s.expected == "ok" or s.expected.startswith("reported:"))
+]
+CASES = [
+    pytest.param(s, client, tls, id=f"{client}-client--{s.id}--tls{tls}")
+    for s in REPORT_MODE
+    for client in impls.CLIENTS
+    for tls in TLS_VERSIONS
+]
+
+
+@pytest.mark.parametrize(("scenario", "client", "tls"), CASES)
+def test_python_body_equals_node_body(harness: Session, scenario, client: str, tls: str) -> None:  # type: ignore[no-untyped-def]
+    node = harness.runner.run_cell(Cell("node", client, scenario, tls))
+    python = harness.runner.run_cell(Cell("python", client, scenario, tls))
+    assert node.exit_code == python.exit_code == 0, node.explain() + "\n" + python.explain()
+    if node.expected == python.expected:
+        assert python.stdout == node.stdout
+    else:
+        # A documented stack difference: each side must print its own expectation.
+        assert (node.observed, python.observed) == (node.expected, python.expected)
