@@ -147,26 +147,24 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 def render_tables(document: dict[str, Any]) -> str:
     """One table per scenario and TLS version: server rows x client columns."""
     cells = document.get("cells", [])
-    lines: list[str] = []
+    order = {scenario_id: n for n, scenario_id in enumerate(scenarios.BY_ID)}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for record in cells:
+    for record in sorted(cells, key=lambda r: (order.get(r["scenario"], len(order)), r["tls"])):
         groups.setdefault((record["scenario"], record["tls"]), []).append(record)
+    lines: list[str] = []
     for (scenario, tls), records in groups.items():
         clients = sorted({r["client"] for r in records})
         servers = sorted({r["server"] for r in records})
-        lines.append(f"\n{scenario} (TLS {tls})")
+        marks = {
+            (r["server"], r["client"]): ("ok " if r["passed"] else "FAIL ") + r["observed"] for r in records
+        }
+        width = max(len(m) for m in marks.values()) + 2
         header = "server \\ client"
-        lines.append(f"  {header:16}" + "".join(f"{c:44}" for c in clients))
+        lines.append(f"\n{scenario} (TLS {tls})")
+        lines.append(f"  {header:16}" + "".join(f"{c:{width}}" for c in clients))
         for server in servers:
-            row = f"  {server:16}"
-            for client in clients:
-                match = [r for r in records if r["server"] == server and r["client"] == client]
-                if match:
-                    mark = "ok " if match[0]["passed"] else "FAIL "
-                    row += f"{mark + match[0]['observed']:44}"
-                else:
-                    row += f"{'-':44}"
-            lines.append(row)
+            row = "".join(f"{marks.get((server, client), '-'):{width}}" for client in clients)
+            lines.append(f"  {server:16}{row}".rstrip())
     counts = document.get("run", {}).get("counts", {})
     lines.append(
         f"\n{counts.get('passed', 0)} passed, {counts.get('failed', 0)} failed, "

@@ -109,6 +109,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 _SESSION_KEY = pytest.StashKey[Session]()
 
 
+def _say(config: pytest.Config) -> images.Say:
+    """Print past pytest's output capture: which base route ran, which image is built."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(line: str) -> None:
+        if reporter is not None:
+            reporter.write_line(f"[images] {line}")
+        else:
+            print(f"[images] {line}", flush=True)
+
+    return say
+
+
 @pytest.fixture(scope="session")
 def harness(request: pytest.FixtureRequest) -> Iterator[Session]:
     """The Docker side of the session, created on first use and always closed."""
@@ -120,7 +133,7 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Session]:
         client = images.connect()
         sweep_stale(client)
         wanted = {"curl", "node", "python"}
-        built = images.ensure_images(client, wanted, say=lambda line: print(f"[images] {line}"))
+        built = images.ensure_images(client, wanted, say=_say(config))
         certs_dir = certs.build(out / "certs")
     except HarnessError as exc:
         pytest.exit(f"mtls-harness: {exc}", returncode=2)
