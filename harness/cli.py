@@ -155,9 +155,7 @@ def render_tables(document: dict[str, Any]) -> str:
     for (scenario, tls), records in groups.items():
         clients = sorted({r["client"] for r in records})
         servers = sorted({r["server"] for r in records})
-        marks = {
-            (r["server"], r["client"]): ("ok " if r["passed"] else "FAIL ") + r["observed"] for r in records
-        }
+        marks = {(r["server"], r["client"]): ("ok " if r["passed"] else "FAIL ") + r["observed"] for r in records}
         width = max(len(m) for m in marks.values()) + 2
         header = "server \\ client"
         lines.append(f"\n{scenario} (TLS {tls})")
