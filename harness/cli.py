@@ -60,8 +60,20 @@ def build_parser() -> Parser:
     p.add_argument("--tls", action="append", default=[], metavar="VERSION", help="1.2 or 1.3 (repeatable)")
     p.add_argument("--out", type=Path, default=Path("out/matrix"), help="output folder (default out/matrix)")
     p.add_argument(
+        "--capture", action="store_true", help="capture each cell's handshake and assert on the wire (needs tshark)"
+    )
+    p.add_argument(
         "pytest_args", nargs="*", metavar="-- PYTEST-ARG", help="extra pytest arguments after --, e.g. -- -k curl"
     )
+
+    p = sub.add_parser("pcap", help="inspect captured handshakes")
+    pcap_sub = p.add_subparsers(dest="pcap_command", required=True, parser_class=Parser)
+    q = pcap_sub.add_parser("inspect", help="summarize each TLS connection of a capture")
+    q.add_argument("file", type=Path, help="a pcap or pcapng file")
+    q.add_argument(
+        "--keylog", type=Path, help="an SSLKEYLOGFILE to decrypt TLS 1.3 (not needed when secrets are injected)"
+    )
+    q.add_argument("--json", action="store_true", help="print a JSON object instead of text")
 
     sub.add_parser("scenarios", help="list the scenario ids with their expected verdicts")
     sub.add_parser("clean", help="remove every container and network the harness created")
@@ -96,6 +108,20 @@ def cmd_scenarios(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pcap(args: argparse.Namespace) -> int:
+    from harness import capture
+
+    for path, what in ((args.file, "capture"), (args.keylog, "key log")):
+        if path is not None and not path.is_file():
+            raise HarnessError(f"cannot read the {what} {path}: no such file")
+    connections = capture.summarize(args.file, args.keylog)
+    if args.json:
+        print(json.dumps(capture.as_json(connections), indent=2))
+    else:
+        print(capture.describe(connections))
+    return 0
+
+
 def cmd_clean(_args: argparse.Namespace) -> int:
     from harness.pods import clean_all
 
@@ -111,6 +137,10 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if not SCENARIOS_DIR.is_dir():
         raise HarnessError(f"{SCENARIOS_DIR} is missing: run mtls-harness from a clone of the repository")
     images.connect()  # a clear exit 2 before pytest starts when Docker is unreachable
+    if args.capture:
+        from harness import capture
+
+        capture.require_tshark()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").unlink(missing_ok=True)
@@ -123,6 +153,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         f"--out={out}",
         f"--junitxml={out / 'junit.xml'}",
     ]
+    if args.capture:
+        pytest_args.append("--capture-pcap")
     for flag, values in (
         ("--server", args.server),
         ("--client", args.client),
@@ -176,6 +208,7 @@ COMMANDS = {
     "images": cmd_images,
     "matrix": cmd_matrix,
     "scenarios": cmd_scenarios,
+    "pcap": cmd_pcap,
     "clean": cmd_clean,
 }
 

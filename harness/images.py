@@ -36,7 +36,7 @@ PULL_SOURCE = "debian:bookworm-slim"
 SUITE = "bookworm"
 SUITES = {SUITE, f"{SUITE}-updates", f"{SUITE}-security", f"{SUITE}-backports"}
 #: Build order: each image's parent comes first.
-IMAGES = ("base", "node", "curl", "python")
+IMAGES = ("base", "node", "curl", "python", "capture")
 IMAGE_LABEL = "org.mtls-harness.image"
 PULL_TIMEOUT_S = 60
 BOOTSTRAP_TIMEOUT_S = 900

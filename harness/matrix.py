@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import impls
+from harness import capture, impls
 from harness.errors import UsageError
 from harness.pods import ExecResult, Run, ServerProcess, tail
-from harness.scenarios import TLS_VERSIONS, Scenario, ServerSide, select
+from harness.scenarios import TLS_VERSIONS, Scenario, ServerSide, select, wire_mismatches
 from harness.verdicts import Evidence, decide
 
 CELL_TIMEOUT_S = 15.0
@@ -86,10 +86,16 @@ class CellResult:
     server_log: str
     duration_s: float
     artifacts: dict[str, str] = field(default_factory=dict)
+    wire: dict[str, Any] | None = None
+    wire_problems: list[str] = field(default_factory=list)
+
+    @property
+    def captured(self) -> bool:
+        return "pcap" in self.artifacts
 
     @property
     def passed(self) -> bool:
-        return self.observed == self.expected
+        return self.observed == self.expected and not self.wire_problems
 
     def explain(self) -> str:
         """Expected vs observed, the raw evidence and where the artefacts are."""
@@ -99,6 +105,8 @@ class CellResult:
         ]
         if self.reason:
             lines.append(f"  stack rule: {self.reason}")
+        for problem in self.wire_problems:
+            lines.append(f"  wire: {problem}")
         lines += [
             f"  server: {self.server_command}",
             f"  client: {self.command}",
@@ -129,14 +137,17 @@ class CellResult:
             "command": self.command,
             "server_command": self.server_command,
             "artifacts": self.artifacts,
+            **({"wire": self.wire} if self.captured else {}),
         }
 
 
 class Runner:
     """Runs cells in a ``Run``: starts server processes on demand and execs clients."""
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, capture: bool = False, purpose: str = "matrix"):
         self.run = run
+        self.capture = capture
+        self.purpose = purpose
         self._servers: dict[tuple[str, ServerSide, str], ServerProcess] = {}
         self._server_locks: dict[tuple[str, ServerSide, str], threading.Lock] = {}
         self._lock = threading.Lock()
@@ -154,7 +165,8 @@ class Runner:
             self._next_port += 1
             name = f"{cell.server}-{port}"
         command = impls.server_command(cell.server, cell.scenario.server, cell.tls, port, self.path_in)
-        process = self.run.pod(cell.server).start_server(name, command.argv, port, workdir=command.workdir)
+        pod = self.run.pod(cell.server, self.purpose, capture=self.capture)
+        process = pod.start_server(name, command.argv, port, workdir=command.workdir)
         with self._lock:
             self._servers[key] = process
         return process
@@ -163,29 +175,48 @@ class Runner:
         started = time.monotonic()
         server = self.server_for(cell)
         offset = server.log_size()
+        cell_dir = self.run.out_dir / "cells" / cell.id
+        cell_dir.mkdir(parents=True, exist_ok=True)
         url = f"https://localhost:{server.port}"
         command = impls.client_command(cell.client, cell.scenario.client, url, self.path_in)
+        follower = server.pod.capture
+        environment, first_packet = None, 0
+        if follower is not None:
+            keylog = cell_dir / "keylog.txt"
+            keylog.unlink(missing_ok=True)
+            environment = {"SSLKEYLOGFILE": self.run.container_path(keylog)}
+            first_packet = follower.poll()
         result: ExecResult = server.pod.exec(
-            cell.client, command.argv, timeout_s=CELL_TIMEOUT_S, workdir=command.workdir
+            cell.client,
+            command.argv,
+            timeout_s=CELL_TIMEOUT_S,
+            workdir=command.workdir,
+            environment=environment,
+            marker=cell.id if follower is not None else None,
         )
         stdout = result.stdout.decode(errors="replace")
         stderr = result.stderr.decode(errors="replace")
-        observed = decide(Evidence(cell.client, result.exit_code, stdout, stderr))
-        if observed == "unsupported" and cell.client == "curl" and "not found" in stderr:
-            observed = "harness-error:client-missing"
-        expected, reason = cell.expectation()
-        server_log = server.log_text()[offset:]
-        cell_dir = self.run.out_dir / "cells" / cell.id
-        cell_dir.mkdir(parents=True, exist_ok=True)
-        (cell_dir / "client.stdout").write_text(stdout)
-        (cell_dir / "client.stderr").write_text(stderr)
-        (cell_dir / "server.log").write_text(server_log)
         artifacts = {
             "dir": str(cell_dir),
             "client_stdout": str(cell_dir / "client.stdout"),
             "client_stderr": str(cell_dir / "client.stderr"),
             "server_log": str(cell_dir / "server.log"),
         }
+        wire: dict[str, Any] | None = None
+        wire_alerts: list[tuple[str, str]] = []
+        if follower is not None:
+            wire, wire_alerts = self._wire(cell, follower, first_packet, server.port, cell_dir)
+            artifacts["pcap"] = str(cell_dir / "handshake.pcap")
+            artifacts["keylog"] = str(cell_dir / "keylog.txt")
+        observed = decide(Evidence(cell.client, result.exit_code, stdout, stderr, wire_alerts))
+        if observed == "unsupported" and "not found" in stderr:
+            observed = "harness-error:client-missing"
+        expected, reason = cell.expectation()
+        problems = wire_mismatches(cell.scenario, expected, wire) if follower is not None else []
+        server_log = server.log_text()[offset:]
+        (cell_dir / "client.stdout").write_text(stdout)
+        (cell_dir / "client.stderr").write_text(stderr)
+        (cell_dir / "server.log").write_text(server_log)
         outcome = CellResult(
             cell,
             expected,
@@ -199,9 +230,28 @@ class Runner:
             server_log,
             time.monotonic() - started,
             artifacts,
+            wire,
+            problems,
         )
         (cell_dir / "cell.json").write_text(json.dumps(outcome.record(), indent=2) + "\n")
         return outcome
+
+    def _wire(
+        self, cell: Cell, follower: capture.PcapFollower, first: int, port: int, cell_dir: Path
+    ) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
+        """Cut the cell's connections out of the pod capture, inject the key log, summarize."""
+        last = follower.wait_for_marker(cell.id, first)
+        raw = cell_dir / "handshake.raw.pcap"
+        follower.write(raw, capture.cell_packets(follower.packets, first, last, port))
+        pcap = capture.inject_secrets(raw, cell_dir / "keylog.txt", cell_dir / "handshake.pcap")
+        raw.unlink()
+        connections = capture.summarize(pcap)
+        if not connections:
+            return None, []
+        # curl may try ::1 before 127.0.0.1: the connection that got a ServerHello counts.
+        chosen = next((c for c in reversed(connections) if c.tls_version), connections[-1])
+        alerts = [(a.sender, a.description) for a in chosen.alerts if a.description != "close_notify"]
+        return chosen.record(), alerts
 
     def versions(self, pod_impl: str) -> dict[str, str]:
         """Versions of each stack, asked of the images themselves."""
@@ -222,7 +272,7 @@ class Runner:
         found: dict[str, str] = {}
         for name, (impl, argv) in probes.items():
             try:
-                result = self.run.pod(pod_impl).exec(impl, argv, timeout_s=20)
+                result = self.run.pod(pod_impl, self.purpose, capture=self.capture).exec(impl, argv, timeout_s=20)
             except Exception as exc:  # a version probe never fails the run
                 found[name] = f"unknown ({type(exc).__name__})"
                 continue

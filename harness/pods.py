@@ -32,6 +32,7 @@ import docker.errors
 from docker.models.containers import Container
 from docker.models.networks import Network
 
+from harness.capture import CAPTURE_FILTER, MARKER_PORT, MARKER_PREFIX, PcapFollower
 from harness.errors import HarnessError
 from harness.images import image_ref
 
@@ -127,14 +128,17 @@ class Run:
                 )
             return self._network
 
-    def pod(self, impl: str, purpose: str = "matrix") -> Pod:
-        """The pod whose server container runs ``impl`` for ``purpose`` (started on first use)."""
+    def pod(self, impl: str, purpose: str = "matrix", capture: bool = False) -> Pod:
+        """The pod whose server container runs ``impl`` for ``purpose`` (started on first use).
+
+        With ``capture`` the pod also gets the capture sidecar (SPEC §9).
+        """
         network = self.network()
         with self._lock:
             if self._closed:
                 raise HarnessError("the run is closed")
             if (impl, purpose) not in self._pods:
-                self._pods[(impl, purpose)] = Pod(self, impl, network)
+                self._pods[(impl, purpose)] = Pod(self, impl, network, name=f"{impl}-{purpose}", capture=capture)
             return self._pods[(impl, purpose)]
 
     def volumes(self) -> dict[str, dict[str, str]]:
@@ -171,31 +175,86 @@ class Run:
 class Pod:
     """A server container and the client containers sharing its network namespace."""
 
-    def __init__(self, run: Run, impl: str, network: Network):
+    def __init__(self, run: Run, impl: str, network: Network, name: str | None = None, capture: bool = False):
         self.run = run
         self.impl = impl
+        self.name = name or impl
         self._clients: dict[str, Container] = {}
         self._lock = threading.Lock()
         self.server = self._start(impl, "server", network=network.name)
+        self.capture: PcapFollower | None = self._start_capture() if capture else None
 
-    def _start(self, impl: str, role: str, **kwargs: Any) -> Container:
+    def _start(self, impl: str, role: str, command: Sequence[str] = ("sleep", "infinity"), **kwargs: Any) -> Container:
         labels = dict(self.run.labels, **{ROLE_LABEL: f"{role}:{impl}"})
+        kwargs.setdefault("cap_add", ["DAC_OVERRIDE", "KILL", "SETUID", "SETGID", "CHOWN", "FOWNER"])
         try:
             container: Container = self.run.client.containers.run(
                 image_ref(impl),
-                ["sleep", "infinity"],
+                list(command),
                 detach=True,
                 init=True,
                 labels=labels,
                 volumes=self.run.volumes(),
                 cap_drop=["ALL"],
-                cap_add=["DAC_OVERRIDE", "KILL", "SETUID", "SETGID", "CHOWN", "FOWNER"],
                 security_opt=["no-new-privileges"],
                 **kwargs,
             )
         except docker.errors.ImageNotFound as exc:
             raise HarnessError(f"image {image_ref(impl)} is missing: run `mtls-harness images`") from exc
         return container
+
+    def _start_capture(self) -> PcapFollower:
+        """The capture sidecar: dumpcap on the pod's loopback for the pod's whole life.
+
+        It gets only NET_RAW and NET_ADMIN. dumpcap writes a pcap stream to a pipe (so
+        each batch is flushed) and ``cat`` appends it to the run's capture file.
+        """
+        folder = self.run.out_dir / "capture"
+        folder.mkdir(parents=True, exist_ok=True)
+        pcap, log = folder / f"{self.name}.pcap", folder / f"{self.name}.log"
+        for path in (pcap, log):
+            path.unlink(missing_ok=True)
+        command = [
+            "sh",
+            "-c",
+            'dumpcap -q -i lo -f "$0" -P -w - 2>"$2" | cat >"$1"',
+            CAPTURE_FILTER,
+            self.run.container_path(pcap),
+            self.run.container_path(log),
+        ]
+        sidecar = self._start(
+            "capture",
+            "capture",
+            command,
+            network_mode=f"container:{self.server.id}",
+            cap_add=["NET_RAW", "NET_ADMIN"],
+        )
+        follower = PcapFollower(pcap)
+        # Ready when a marker sent into the pod comes back through the capture file.
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            sidecar.reload()
+            if sidecar.status not in ("created", "running"):
+                raise HarnessError(
+                    f"capture sidecar of pod {self.name} stopped: {tail(log.read_text(errors='replace'))}"
+                )
+            start = follower.poll()
+            self._send_marker(sidecar, "ready")
+            try:
+                follower.wait_for_marker("ready", start, timeout_s=1.0)
+                return follower
+            except HarnessError:
+                if time.monotonic() > deadline:
+                    text = log.read_text(errors="replace") if log.exists() else ""
+                    raise HarnessError(
+                        f"capture sidecar of pod {self.name} saw nothing within {READY_TIMEOUT_S:.0f} s: {tail(text)}"
+                    ) from None
+
+    def _send_marker(self, container: Container, name: str) -> None:
+        script = f'printf "%s" "$0" > /dev/udp/127.0.0.1/{MARKER_PORT}'
+        api = self.run.client.api
+        exec_id = api.exec_create(container.id, ["bash", "-c", script, (MARKER_PREFIX + name.encode()).decode()])["Id"]
+        api.exec_start(exec_id)
 
     def client(self, impl: str) -> Container:
         with self._lock:
@@ -248,10 +307,22 @@ class Pod:
         timeout_s: float,
         workdir: str | None = None,
         environment: dict[str, str] | None = None,
+        marker: str | None = None,
     ) -> ExecResult:
-        """Run ``argv`` in the ``impl`` client container, killed after ``timeout_s``."""
+        """Run ``argv`` in the ``impl`` client container, killed after ``timeout_s``.
+
+        With ``marker``, the program's end is followed by the UDP marker that tells
+        the capture the cell is over (see harness.capture).
+        """
         container = self.client(impl)
         command = ["timeout", "-k", "2", f"{timeout_s:g}", *argv]
+        if marker is not None:
+            script = (
+                'timeout -k 2 "$0" "$@"; rc=$?; '
+                f'printf "%s" "$MTLS_HARNESS_MARKER" > /dev/udp/127.0.0.1/{MARKER_PORT}; exit $rc'
+            )
+            command = ["bash", "-c", script, f"{timeout_s:g}", *argv]
+            environment = dict(environment or {}, MTLS_HARNESS_MARKER=(MARKER_PREFIX + marker.encode()).decode())
         api = self.run.client.api
         started = time.monotonic()
         exec_id = api.exec_create(container.id, command, workdir=workdir, environment=environment)["Id"]

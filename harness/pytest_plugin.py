@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from harness import certs, images, matrix
+from harness import capture, certs, images, matrix
 from harness.errors import HarnessError
 from harness.pods import Run, sweep_stale
 
@@ -33,6 +33,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--scenario", action="append", default=[], help="scenario id (repeatable)")
     group.addoption("--tls", action="append", default=[], help="TLS version 1.2 or 1.3 (repeatable)")
     group.addoption("--out", default=None, help=f"output folder (default {DEFAULT_OUT})")
+    group.addoption(
+        "--capture-pcap",
+        action="store_true",
+        default=False,
+        help="capture every matrix cell with tshark and assert on the wire (needs tshark on this machine)",
+    )
 
 
 @dataclass
@@ -47,6 +53,14 @@ class Session:
     started: str
     results: list[matrix.CellResult] = field(default_factory=list)
     closed: bool = False
+    _wire_runner: matrix.Runner | None = None
+
+    def wire_runner(self) -> matrix.Runner:
+        """A runner whose pods carry the capture sidecar, for the wire tests."""
+        if self._wire_runner is None:
+            capture.require_tshark()
+            self._wire_runner = matrix.Runner(self.run, capture=True, purpose="wire")
+        return self._wire_runner
 
     def close(self, config: pytest.Config) -> None:
         if self.closed:
@@ -82,6 +96,7 @@ def _sigterm(_signum: int, _frame: FrameType | None) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "docker: needs a Docker engine")
+    config.addinivalue_line("markers", "pcap: captures handshakes and inspects them (needs tshark)")
     # SIGTERM takes the same path as Ctrl-C, so the run's finally blocks remove its containers.
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _sigterm)
@@ -132,13 +147,16 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Session]:
     try:
         client = images.connect()
         sweep_stale(client)
-        wanted = {"curl", "node", "python"}
+        wanted = {"curl", "node", "python", "capture"}
+        capture_all = bool(config.getoption("--capture-pcap"))
+        if capture_all:
+            capture.require_tshark()
         built = images.ensure_images(client, wanted, say=_say(config))
         certs_dir = certs.build(out / "certs")
     except HarnessError as exc:
         pytest.exit(f"mtls-harness: {exc}", returncode=2)
     run = Run(client, out, certs_dir)
-    session = Session(run, matrix.Runner(run), out, certs_dir, built, matrix.now_iso())
+    session = Session(run, matrix.Runner(run, capture=capture_all), out, certs_dir, built, matrix.now_iso())
     config.stash[_SESSION_KEY] = session
     atexit.register(run.close)
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from harness.errors import UsageError
 
@@ -74,6 +75,23 @@ class Override:
         )
 
 
+#: The alternate (client) root's name as a CertificateRequest lists it (harness.certs).
+CLIENT_ROOT_DN = "CN=mtls-harness Client PKI Root CA"
+
+
+@dataclass(frozen=True)
+class Wire:
+    """What a capture of the cell must show (SPEC §9); None means "not asserted".
+
+    A server's alert is asserted for every ``server-rejected`` expectation without
+    being listed here: the named alert, or no alert at all for ``closed``.
+    """
+
+    client_certificate_count: int | None = None
+    certificate_verify: bool | None = None
+    ca_names: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Scenario:
     id: str
@@ -84,6 +102,7 @@ class Scenario:
     overrides: tuple[Override, ...] = ()
     tls: tuple[str, ...] = TLS_VERSIONS
     tutorial: bool = False
+    wire: Wire = Wire()
 
     def expectation(self, server: str, client: str, tls: str) -> tuple[str, str]:
         """(expected verdict, reason it differs from the default or "")."""
@@ -139,6 +158,8 @@ CATALOGUE: tuple[Scenario, ...] = (
         ClientSide(),
         "reported:UNABLE_TO_GET_ISSUER_CERT",
         tutorial=True,
+        # The tutorial's Wireshark screenshot: a Certificate message with 0 certificates.
+        wire=Wire(client_certificate_count=0, certificate_verify=False),
     ),
     Scenario(
         "untrusted-client-ca",
@@ -155,6 +176,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         TRUSTED_CLIENT,
         "ok",
         tutorial=True,
+        wire=Wire(client_certificate_count=2, certificate_verify=True),
     ),
     Scenario(
         "trusted-ca-no-client-cert",
@@ -163,6 +185,9 @@ CATALOGUE: tuple[Scenario, ...] = (
         ClientSide(),
         "reported:UNABLE_TO_GET_ISSUER_CERT",
         tutorial=True,
+        # Node names its ``ca`` in the CertificateRequest; the Python server does the
+        # same on purpose (images/python/server_mtls.py, add_client_ca).
+        wire=Wire(client_certificate_count=0, certificate_verify=False, ca_names=(CLIENT_ROOT_DN,)),
     ),
     Scenario(
         "leaf-without-intermediate",
@@ -254,6 +279,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         ClientSide(),
         "server-rejected:certificate_required",
         (NO_CERT_ALERT_12,),
+        wire=Wire(client_certificate_count=0, certificate_verify=False),
     ),
     Scenario(
         "require-trusted-ca-no-client-cert",
@@ -262,6 +288,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         ClientSide(),
         "server-rejected:certificate_required",
         (NO_CERT_ALERT_12,),
+        wire=Wire(client_certificate_count=0, certificate_verify=False),
     ),
     _require(
         "untrusted-client-ca",
@@ -373,3 +400,37 @@ def select(ids: Iterable[str] | None) -> list[Scenario]:
     if unknown:
         raise UsageError(f"unknown scenario {', '.join(unknown)}: see `mtls-harness scenarios` for the ids")
     return [BY_ID[i] for i in dict.fromkeys(wanted)]
+
+
+def wire_mismatches(scenario: Scenario, expected: str, wire: dict[str, Any] | None) -> list[str]:
+    """How a captured connection differs from what ``scenario`` says the wire shows."""
+    if wire is None:
+        return ["no TLS connection was captured for this cell"]
+    problems = []
+    want = scenario.wire
+    if (
+        want.client_certificate_count is not None
+        and wire.get("client_certificate_count") != want.client_certificate_count
+    ):
+        problems.append(
+            f"client Certificate message: expected {want.client_certificate_count} certificate(s), "
+            f"saw {wire.get('client_certificate_count')}"
+        )
+    if want.certificate_verify is not None and wire.get("certificate_verify") != want.certificate_verify:
+        problems.append(f"CertificateVerify: expected {want.certificate_verify}, saw {wire.get('certificate_verify')}")
+    listed = [str(name) for name in wire.get("certificate_request_cas") or []]
+    for name in want.ca_names:
+        if not any(name in dn for dn in listed):
+            problems.append(f"CertificateRequest should name {name!r}; it listed {listed}")
+    if expected.startswith("server-rejected:"):
+        alert = expected.split(":", 1)[1]
+        sent = [
+            str(a["description"])
+            for a in wire.get("alerts") or []
+            if a["from"] == "server" and a["description"] != "close_notify"
+        ]
+        if alert == "closed" and sent:
+            problems.append(f"the server should close without an alert; it sent {sent}")
+        if alert != "closed" and alert not in sent:
+            problems.append(f"the server should send the {alert} alert; it sent {sent or 'none'}")
+    return problems

@@ -10,7 +10,7 @@ import pytest
 from harness import certs, impls
 from harness.errors import UsageError
 from harness.matrix import plan
-from harness.scenarios import BY_ID, CATALOGUE, TUTORIAL_IDS, select
+from harness.scenarios import BY_ID, CATALOGUE, TUTORIAL_IDS, select, wire_mismatches
 
 SPEC_IDS = {
     "no-client-cert",
@@ -105,3 +105,38 @@ def test_select_keeps_order_and_drops_repeats() -> None:
         "trusted-client",
         "no-client-cert",
     ]
+
+
+def _wire(
+    count: int | None = 0,
+    verify: bool = False,
+    cas: list[str] | None = None,
+    alerts: list[dict[str, str]] | None = None,
+) -> dict[str, object]:
+    return {
+        "client_certificate_count": count,
+        "certificate_verify": verify,
+        "certificate_request_cas": cas or [],
+        "alerts": alerts or [],
+    }
+
+
+def test_wire_expectations_catch_each_difference() -> None:
+    no_cert = BY_ID["no-client-cert"]
+    assert wire_mismatches(no_cert, no_cert.expected, _wire(0)) == []
+    assert "expected 0 certificate(s), saw 2" in wire_mismatches(no_cert, no_cert.expected, _wire(2, True))[0]
+    assert wire_mismatches(no_cert, no_cert.expected, None) == ["no TLS connection was captured for this cell"]
+    named = BY_ID["trusted-ca-no-client-cert"]
+    assert wire_mismatches(named, named.expected, _wire(0, cas=["CN=mtls-harness Client PKI Root CA,O=x"])) == []
+    assert "should name" in wire_mismatches(named, named.expected, _wire(0, cas=[]))[0]
+
+
+def test_wire_alert_follows_the_expected_rejection() -> None:
+    scenario = BY_ID["require-expired-client-cert"]
+    fatal = [{"from": "server", "level": "fatal", "description": "certificate_expired"}]
+    assert wire_mismatches(scenario, "server-rejected:certificate_expired", _wire(2, True, alerts=fatal)) == []
+    assert (
+        "should send the certificate_expired alert"
+        in wire_mismatches(scenario, "server-rejected:certificate_expired", _wire(2, True))[0]
+    )
+    assert "without an alert" in wire_mismatches(scenario, "server-rejected:closed", _wire(2, True, alerts=fatal))[0]
