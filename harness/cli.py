@@ -16,7 +16,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from harness import __version__, certs, images, impls, matrix, scenarios
-from harness.errors import HarnessError
+from harness.errors import HarnessError, UsageError
 
 PROJECT = Path(__file__).resolve().parent.parent
 SCENARIOS_DIR = PROJECT / "scenarios"
@@ -59,6 +59,7 @@ def build_parser() -> Parser:
     )
     p.add_argument("--tls", action="append", default=[], metavar="VERSION", help="1.2 or 1.3 (repeatable)")
     p.add_argument("--out", type=Path, default=Path("out/matrix"), help="output folder (default out/matrix)")
+    p.add_argument("--jobs", type=int, default=8, help="cells run at once (default 8; 1 runs them one by one)")
     p.add_argument(
         "--capture", action="store_true", help="capture each cell's handshake and assert on the wire (needs tshark)"
     )
@@ -155,6 +156,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     ]
     if args.capture:
         pytest_args.append("--capture-pcap")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    pytest_args.append(f"--jobs={args.jobs}")
     for flag, values in (
         ("--server", args.server),
         ("--client", args.client),
@@ -166,7 +170,15 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     status = int(pytest.main([*pytest_args, *args.pytest_args]))
     results = out / "results.json"
     if results.is_file():
-        print(render_tables(json.loads(results.read_text())))
+        from rich.console import Console
+
+        from harness import report
+
+        document = json.loads(results.read_text())
+        console = Console()
+        console.print(report.tables(document))
+        console.print(f"results: {results}")
+        console.print(report.summary_line(document), style="bold")
     if status == 0:
         return 0
     if status == 1:
@@ -174,33 +186,6 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if status == 2:
         return 130
     raise HarnessError(f"pytest ended with status {status}; see the output above")
-
-
-def render_tables(document: dict[str, Any]) -> str:
-    """One table per scenario and TLS version: server rows x client columns."""
-    cells = document.get("cells", [])
-    order = {scenario_id: n for n, scenario_id in enumerate(scenarios.BY_ID)}
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for record in sorted(cells, key=lambda r: (order.get(r["scenario"], len(order)), r["tls"])):
-        groups.setdefault((record["scenario"], record["tls"]), []).append(record)
-    lines: list[str] = []
-    for (scenario, tls), records in groups.items():
-        clients = sorted({r["client"] for r in records})
-        servers = sorted({r["server"] for r in records})
-        marks = {(r["server"], r["client"]): ("ok " if r["passed"] else "FAIL ") + r["observed"] for r in records}
-        width = max(len(m) for m in marks.values()) + 2
-        header = "server \\ client"
-        lines.append(f"\n{scenario} (TLS {tls})")
-        lines.append(f"  {header:16}" + "".join(f"{c:{width}}" for c in clients))
-        for server in servers:
-            row = "".join(f"{marks.get((server, client), '-'):{width}}" for client in clients)
-            lines.append(f"  {server:16}{row}".rstrip())
-    counts = document.get("run", {}).get("counts", {})
-    lines.append(
-        f"\n{counts.get('passed', 0)} passed, {counts.get('failed', 0)} failed, "
-        f"{counts.get('unsupported', 0)} unsupported"
-    )
-    return "\n".join(lines)
 
 
 COMMANDS = {

@@ -9,8 +9,10 @@ SIGTERM. Each matrix cell is one test with a readable id.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +21,12 @@ from typing import Any
 
 import pytest
 
-from harness import capture, certs, images, matrix
+from harness import capture, certs, images, matrix, report
 from harness.errors import HarnessError
 from harness.pods import Run, sweep_stale
 
 DEFAULT_OUT = Path("out/pytest")
+DEFAULT_JOBS = 8
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,6 +36,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--scenario", action="append", default=[], help="scenario id (repeatable)")
     group.addoption("--tls", action="append", default=[], help="TLS version 1.2 or 1.3 (repeatable)")
     group.addoption("--out", default=None, help=f"output folder (default {DEFAULT_OUT})")
+    group.addoption(
+        "--jobs",
+        type=int,
+        default=DEFAULT_JOBS,
+        help=f"matrix cells run at once (default {DEFAULT_JOBS}; 1 runs them one by one)",
+    )
     group.addoption(
         "--capture-pcap",
         action="store_true",
@@ -54,6 +63,23 @@ class Session:
     results: list[matrix.CellResult] = field(default_factory=list)
     closed: bool = False
     _wire_runner: matrix.Runner | None = None
+    _outcomes: dict[str, matrix.CellResult] | None = None
+    seconds: float | None = None
+
+    def outcome(self, config: pytest.Config, cell: matrix.Cell) -> matrix.CellResult:
+        """The cell's result. The first call runs every collected cell, in parallel."""
+        if self._outcomes is None:
+            cells = config.stash.get(_CELLS_KEY, [])
+            jobs = int(config.getoption("--jobs"))
+            capman = config.pluginmanager.get_plugin("capturemanager")
+            started = time.monotonic()
+            with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+                with report.LiveProgress(len(cells)) as progress:
+                    self._outcomes = self.runner.run_cells(cells, jobs, lambda r: progress.cell_done(r.passed))
+            self.seconds = time.monotonic() - started
+        if cell.id not in self._outcomes:
+            self._outcomes[cell.id] = self.runner.run_cell(cell)
+        return self._outcomes[cell.id]
 
     def wire_runner(self) -> matrix.Runner:
         """A runner whose pods carry the capture sidecar, for the wire tests."""
@@ -75,6 +101,9 @@ class Session:
                     "images": {name: b.tag for name, b in self.built.items()},
                     "versions": self.runner.versions(self.results[0].cell.server),
                     "selection": selection(config),
+                    "jobs": int(config.getoption("--jobs")),
+                    "capture": bool(config.getoption("--capture-pcap")),
+                    "seconds": round(self.seconds, 3) if self.seconds is not None else None,
                 }
                 matrix.write_results(self.out / "results.json", meta, self.results)
         finally:
@@ -122,6 +151,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 _SESSION_KEY = pytest.StashKey[Session]()
+_CELLS_KEY = pytest.StashKey[list[matrix.Cell]]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Remember the matrix cells left after -k and friends, to run them together."""
+    cells = []
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and isinstance(callspec.params.get("cell"), matrix.Cell):
+            cells.append(callspec.params["cell"])
+    session.config.stash[_CELLS_KEY] = cells
 
 
 def _say(config: pytest.Config) -> images.Say:
@@ -173,11 +213,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture
-def run_cell(harness: Session) -> Any:
+def run_cell(harness: Session, request: pytest.FixtureRequest) -> Any:
     """Run a cell, record its result for results.json, and return it."""
 
     def run(cell: matrix.Cell) -> matrix.CellResult:
-        result = harness.runner.run_cell(cell)
+        result = harness.outcome(request.config, cell)
         harness.results.append(result)
         return result
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main, render_tables
+from harness.cli import main
+from harness.report import render_text
 
 
 def run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -63,7 +64,15 @@ def test_table_shows_servers_by_clients() -> None:
     document = {
         "run": {"counts": {"passed": 1, "failed": 1, "unsupported": 0}},
         "cells": [
-            {"scenario": "s", "tls": "1.3", "server": "node", "client": "curl", "passed": True, "observed": "ok"},
+            {
+                "scenario": "s",
+                "tls": "1.3",
+                "server": "node",
+                "client": "curl",
+                "passed": True,
+                "observed": "ok",
+                "expected": "ok",
+            },
             {
                 "scenario": "s",
                 "tls": "1.3",
@@ -71,9 +80,10 @@ def test_table_shows_servers_by_clients() -> None:
                 "client": "curl",
                 "passed": False,
                 "observed": "timeout",
+                "expected": "ok",
             },
         ],
     }
-    text = render_tables(document)
-    assert "s (TLS 1.3)" in text and "FAIL timeout" in text
+    text = render_text(document)
+    assert "s (TLS 1.3)" in text and "✗ timeout" in text and "✓ ok" in text
     assert text.strip().endswith("1 passed, 1 failed, 0 unsupported")
