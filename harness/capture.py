@@ -269,40 +269,39 @@ def _values(layer: Any, name: str, attribute: str = "show") -> list[str]:
 
 
 def summarize(pcap: Path, keylog: Path | None = None) -> list[Connection]:
-    """One summary per TLS connection in ``pcap``, in the order they started."""
-    import pyshark  # imported here: pyshark is needed only for inspection
-    from pyshark.capture.capture import TSharkCrashException
+    """One summary per TLS connection in ``pcap``, in the order they started.
 
-    require_tshark()
+    tshark dissects (``-T pdml``, decrypting with the injected secrets or ``keylog``)
+    and pyshark turns each packet into its packet/layer/field objects. tshark is run
+    here rather than through ``pyshark.FileCapture``, whose asyncio child handling
+    loses tshark's exit status when captures are read from several threads at once.
+    """
+    from pyshark.tshark.output_parser.tshark_xml import packet_from_xml_packet
+
+    tshark = require_tshark()
     if not pcap.is_file():
         raise UsageError(f"cannot read {pcap}: no such file")
     if pcap.stat().st_size == 0:
         raise UsageError(f"{pcap} is empty: the capture recorded nothing")
-    prefs = {"tls.keylog_file": str(keylog)} if keylog else None
-    capture = pyshark.FileCapture(str(pcap), display_filter="tls", override_prefs=prefs, keep_packets=False)
-    connections: dict[str, Connection] = {}
-    failure: Exception | None = None
+    argv = [tshark, "-r", str(pcap), "-Y", "tls", "-T", "pdml"]
+    if keylog is not None:
+        argv += ["-o", f"tls.keylog_file:{keylog}"]
     try:
-        for packet in capture:
-            _read_packet(packet, connections)
-    except TSharkCrashException as exc:
-        failure = exc
-    finally:
-        try:
-            capture.close()
-        except TSharkCrashException as exc:
-            failure = failure or exc
-            capture._running_processes.clear()  # already reported; keep __del__ quiet
-    if failure is not None:
-        raise UsageError(f"cannot read {pcap}: {_tshark_complaint(failure)}")
+        result = subprocess.run(argv, capture_output=True, timeout=120, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise UsageError(f"tshark did not finish reading {pcap} within 120 s") from exc
+    if result.returncode != 0:
+        raise UsageError(f"cannot read {pcap}: {_tshark_complaint(result.stderr.decode(errors='replace'))}")
+    connections: dict[str, Connection] = {}
+    for chunk in re.findall(rb"<packet>.*?</packet>", result.stdout, re.DOTALL):
+        _read_packet(packet_from_xml_packet(chunk), connections)
     return list(connections.values())
 
 
-def _tshark_complaint(exc: Exception) -> str:
-    """tshark's own last line ("appears to have been cut short…"), without pyshark's advice."""
-    match = re.search(r"Last error line: (.*)", str(exc))
-    text = match.group(1).strip() if match else str(exc).splitlines()[0]
-    return text.removeprefix("tshark: ")
+def _tshark_complaint(stderr: str) -> str:
+    """tshark's own complaint ("appears to have been cut short…"), without its root warning."""
+    lines = [line for line in stderr.strip().splitlines() if line and not line.startswith("Running as user")]
+    return lines[-1].removeprefix("tshark: ") if lines else "tshark failed without a message"
 
 
 def _read_packet(packet: Any, connections: dict[str, Connection]) -> None:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from harness import __version__, certs, images, impls, matrix, scenarios
 from harness.errors import HarnessError, UsageError
@@ -76,6 +76,10 @@ def build_parser() -> Parser:
     )
     q.add_argument("--json", action="store_true", help="print a JSON object instead of text")
 
+    p = sub.add_parser("merge", help="merge shards' results.json into one results.json and report.html")
+    p.add_argument("results", nargs="+", type=Path, help="results.json files (or folders holding one)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the merged results.json and report.html")
+
     sub.add_parser("scenarios", help="list the scenario ids with their expected verdicts")
     sub.add_parser("clean", help="remove every container and network the harness created")
     return parser
@@ -121,6 +125,27 @@ def cmd_pcap(args: argparse.Namespace) -> int:
     else:
         print(capture.describe(connections))
     return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from harness import report
+
+    documents = []
+    for path in args.results:
+        file = path / "results.json" if path.is_dir() else path
+        try:
+            documents.append((str(file), json.loads(file.read_text())))
+        except FileNotFoundError as exc:
+            raise UsageError(f"cannot read {file}: no such file") from exc
+        except ValueError as exc:
+            raise UsageError(f"{file} is not JSON: {exc}") from exc
+    merged = matrix.merge_documents(documents)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(merged, indent=2) + "\n")
+    report.write_html(merged, args.out / "report.html")
+    summary = report.summary_line(merged)
+    print(f"merged {len(documents)} shard(s): {summary}; wrote {args.out}/results.json and report.html")
+    return 0 if merged["run"]["counts"]["failed"] == 0 else 1
 
 
 def cmd_clean(_args: argparse.Namespace) -> int:
@@ -194,6 +219,7 @@ COMMANDS = {
     "matrix": cmd_matrix,
     "scenarios": cmd_scenarios,
     "pcap": cmd_pcap,
+    "merge": cmd_merge,
     "clean": cmd_clean,
 }
 

@@ -361,3 +361,37 @@ def write_results(path: Path, meta: dict[str, Any], results: Sequence[CellResult
 
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def merge_documents(documents: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One results document from shards (name, document); a cell in two shards is an error."""
+    cells: dict[str, dict[str, Any]] = {}
+    shards = []
+    for name, document in documents:
+        if document.get("schema") != RESULTS_SCHEMA or "cells" not in document:
+            raise UsageError(f"{name} is not a results.json of schema {RESULTS_SCHEMA}")
+        for record in document["cells"]:
+            if record["id"] in cells:
+                raise UsageError(f"cell {record['id']} is in two shards (the second is {name})")
+            cells[record["id"]] = record
+        shards.append({"source": name, **{k: v for k, v in document["run"].items() if k != "counts"}})
+    records = sorted(cells.values(), key=lambda r: str(r["id"]))
+    passed = sum(1 for r in records if r["passed"] and r["observed"] != "unsupported")
+    unsupported = sum(1 for r in records if r["observed"] == "unsupported")
+    counts = {
+        "cells": len(records),
+        "passed": passed,
+        "failed": len(records) - passed - unsupported,
+        "unsupported": unsupported,
+    }
+    first = shards[0] if shards else {}
+    run = {
+        "run_id": "merged:" + ",".join(str(s.get("run_id", "")) for s in shards),
+        "started": min((str(s.get("started", "")) for s in shards), default=""),
+        "finished": max((str(s.get("finished", "")) for s in shards), default=""),
+        "versions": first.get("versions", {}),
+        "images": first.get("images", {}),
+        "shards": shards,
+        "counts": counts,
+    }
+    return {"schema": RESULTS_SCHEMA, "run": run, "cells": records}

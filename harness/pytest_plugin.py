@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import shutil
 import signal
 import time
@@ -73,9 +74,9 @@ class Session:
             jobs = int(config.getoption("--jobs"))
             capman = config.pluginmanager.get_plugin("capturemanager")
             started = time.monotonic()
-            with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
-                with report.LiveProgress(len(cells)) as progress:
-                    self._outcomes = self.runner.run_cells(cells, jobs, lambda r: progress.cell_done(r.passed))
+            quiet = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
+            with quiet, report.LiveProgress(len(cells)) as progress:
+                self._outcomes = self.runner.run_cells(cells, jobs, lambda r: progress.cell_done(r.passed))
             self.seconds = time.monotonic() - started
         if cell.id not in self._outcomes:
             self._outcomes[cell.id] = self.runner.run_cell(cell)
@@ -106,6 +107,8 @@ class Session:
                     "seconds": round(self.seconds, 3) if self.seconds is not None else None,
                 }
                 matrix.write_results(self.out / "results.json", meta, self.results)
+                document = json.loads((self.out / "results.json").read_text())
+                report.write_html(document, self.out / "report.html")
         finally:
             self.run.close()
 

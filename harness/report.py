@@ -6,9 +6,12 @@ Rendering is pure (a results document in, text or rich renderables out); only
 
 from __future__ import annotations
 
+import html
 import io
+import os
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
@@ -114,3 +117,155 @@ def render_text(document: dict[str, Any], width: int = 160) -> str:
     console.print(tables(document))
     console.print(summary_line(document))
     return console.export_text()
+
+
+# --- report.html ---------------------------------------------------------------------------
+
+_CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+h1{font-size:1.4em;margin:0 0 .3em} h2{font-size:1.05em;margin:1.4em 0 .3em}
+.meta{display:grid;grid-template-columns:max-content auto;gap:.1em 1em;font-size:.9em;color:#444}
+.filters{margin:1em 0;padding:.6em;background:#f4f4f4;border-radius:6px}
+.filters fieldset{display:inline-block;border:0;margin:0 1.2em 0 0;padding:0}
+.filters legend{font-weight:600;padding:0}
+table.grid{border-collapse:collapse;margin:.2em 0 .6em}
+table.grid th,table.grid td{border:1px solid #ccc;padding:.35em .6em;vertical-align:top;text-align:left}
+table.grid th{background:#fafafa}
+td.pass{background:#e3f6e5} td.fail{background:#fde2e2} td.unsupported{background:#fff4cf}
+td .verdict{font-family:ui-monospace,monospace;font-weight:600}
+td details{font-size:.85em;margin-top:.2em} td details a{margin-right:.6em}
+.caption{color:#555;font-size:.9em}
+.summary{font-weight:600;margin:.5em 0}
+"""
+
+_JS = """
+function applyFilters(){
+  const on = n => new Set([...document.querySelectorAll('input[data-filter="'+n+'"]:checked')].map(e => e.value));
+  const servers = on('server'), clients = on('client'), scenarios = on('scenario');
+  document.querySelectorAll('section.scenario').forEach(s => {
+    s.hidden = !scenarios.has(s.dataset.scenario);
+  });
+  document.querySelectorAll('[data-server]').forEach(e => {
+    if (e.tagName === 'TR') e.hidden = !servers.has(e.dataset.server);
+  });
+  document.querySelectorAll('[data-client]').forEach(e => {
+    e.hidden = !clients.has(e.dataset.client);
+  });
+}
+document.addEventListener('change', applyFilters);
+"""
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _link(path: str | None, base: Path, label: str) -> str:
+    if not path:
+        return ""
+    try:
+        target = os.path.relpath(path, base)
+    except ValueError:
+        target = path
+    return f'<a href="{_esc(target)}">{_esc(label)}</a>'
+
+
+def _cell_html(record: dict[str, Any], base: Path) -> str:
+    observed = str(record["observed"])
+    state = "unsupported" if observed == "unsupported" else ("pass" if record["passed"] else "fail")
+    artifacts = record.get("artifacts") or {}
+    links = "".join(
+        _link(artifacts.get(key), base, label)
+        for key, label in (
+            ("client_stdout", "stdout"),
+            ("client_stderr", "stderr"),
+            ("server_log", "server log"),
+            ("pcap", "pcap"),
+            ("keylog", "keylog"),
+        )
+    )
+    reason = f"<div>stack rule: {_esc(record['reason'])}</div>" if record.get("reason") else ""
+    wire = record.get("wire")
+    wire_html = ""
+    if wire:
+        wire_html = (
+            f"<div>wire: TLS {_esc(wire.get('tls_version'))}, client certificates "
+            f"{_esc(wire.get('client_certificate_count'))}, alerts "
+            f"{_esc(', '.join(a['from'] + ':' + a['description'] for a in wire.get('alerts', [])) or 'none')}</div>"
+        )
+    return (
+        f'<td class="{state}" data-client="{_esc(record["client"])}" data-cell="{_esc(record["id"])}">'
+        f'<span class="verdict">{"✓" if record["passed"] else "✗"} {_esc(observed)}</span>'
+        f"<details><summary>details</summary>"
+        f"<div>expected: <code>{_esc(record['expected'])}</code></div>"
+        f"<div>observed: <code>{_esc(observed)}</code></div>{reason}{wire_html}"
+        f"<div>client: <code>{_esc(record.get('command', ''))}</code> (exit {_esc(record.get('exit_code'))})</div>"
+        f"<div>{links}</div></details></td>"
+    )
+
+
+def _checkboxes(name: str, values: list[str]) -> str:
+    boxes = "".join(
+        f'<label><input type="checkbox" data-filter="{name}" value="{_esc(v)}" checked> {_esc(v)}</label> '
+        for v in values
+    )
+    return f"<fieldset><legend>{name}</legend>{boxes}</fieldset>"
+
+
+def render_html(document: dict[str, Any], base: Path) -> str:
+    """The static report: a grid per scenario x TLS version, filters, links, metadata."""
+    run = document.get("run", {})
+    cells = document.get("cells", [])
+    servers = sorted({c["server"] for c in cells})
+    clients = sorted({c["client"] for c in cells})
+    groups = grouped(cells)
+    scenario_ids = list(dict.fromkeys(scenario for scenario, _tls in groups))
+    meta_rows = [
+        ("run", run.get("run_id", "")),
+        ("started", run.get("started", "")),
+        ("finished", run.get("finished", "")),
+        ("jobs / capture", f"{run.get('jobs', '')} / {run.get('capture', False)}"),
+    ]
+    meta_rows += [(f"version: {k}", v) for k, v in sorted((run.get("versions") or {}).items())]
+    meta_rows += [(f"image: {k}", v) for k, v in sorted((run.get("images") or {}).items())]
+    meta = "".join(f"<div>{_esc(k)}</div><div>{_esc(v)}</div>" for k, v in meta_rows)
+    sections = []
+    for scenario in scenario_ids:
+        summary = scenarios.BY_ID[scenario].summary if scenario in scenarios.BY_ID else ""
+        grids = []
+        for (group_scenario, tls), records in groups.items():
+            if group_scenario != scenario:
+                continue
+            by_pair = {(r["server"], r["client"]): r for r in records}
+            head = "".join(f'<th data-client="{_esc(c)}">{_esc(c)}</th>' for c in clients)
+            rows = []
+            for server in servers:
+                tds = "".join(
+                    _cell_html(by_pair[(server, c)], base)
+                    if (server, c) in by_pair
+                    else f'<td data-client="{_esc(c)}">-</td>'
+                    for c in clients
+                )
+                rows.append(f'<tr data-server="{_esc(server)}"><th>{_esc(server)}</th>{tds}</tr>')
+            grids.append(
+                f'<table class="grid" data-tls="{_esc(tls)}"><caption>TLS {_esc(tls)}</caption>'
+                f"<thead><tr><th>server \\ client</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            )
+        sections.append(
+            f'<section class="scenario" data-scenario="{_esc(scenario)}"><h2>{_esc(scenario)}</h2>'
+            f'<div class="caption">{_esc(summary)}</div>{"".join(grids)}</section>'
+        )
+    filters = _checkboxes("server", servers) + _checkboxes("client", clients) + _checkboxes("scenario", scenario_ids)
+    return (
+        "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width, initial-scale=1'>"
+        f"<title>mtls-harness report {_esc(run.get('run_id', ''))}</title><style>{_CSS}</style></head><body>"
+        f"<h1>mtls-harness matrix</h1><div class=summary>{_esc(summary_line(document))}</div>"
+        f'<div class="meta">{meta}</div><div class="filters">{filters}</div>'
+        f"{''.join(sections)}<script>{_JS}</script></body></html>\n"
+    )
+
+
+def write_html(document: dict[str, Any], path: Path) -> Path:
+    path.write_text(render_html(document, path.parent), encoding="utf-8")
+    return path

@@ -1,0 +1,141 @@
+"""report.html and merge: pure rendering from results documents, then a real browser."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import report
+from harness.errors import UsageError
+from harness.matrix import merge_documents
+
+
+def record(
+    server: str, client: str, scenario: str, tls: str, observed: str, expected: str, **extra: object
+) -> dict[str, object]:
+    return {
+        "id": f"{server}-server--{client}-client--{scenario}--tls{tls}",
+        "server": server,
+        "client": client,
+        "scenario": scenario,
+        "tls": tls,
+        "expected": expected,
+        "observed": observed,
+        "passed": observed == expected,
+        "reason": extra.get("reason"),
+        "command": "curl https://localhost:10000",
+        "exit_code": 0,
+        "artifacts": extra.get("artifacts", {}),
+    }
+
+
+def document(*cells: dict[str, object], run_id: str = "r1") -> dict[str, object]:
+    return {
+        "schema": 1,
+        "run": {
+            "run_id": run_id,
+            "started": "2026-11-27T17:00:00+00:00",
+            "finished": "2026-11-27T17:01:00+00:00",
+            "versions": {"node": "v18 <b>"},
+            "images": {},
+            "counts": {"cells": len(cells), "passed": 1, "failed": 1, "unsupported": 0},
+        },
+        "cells": list(cells),
+    }
+
+
+SAMPLE = document(
+    record(
+        "node",
+        "curl",
+        "no-client-cert",
+        "1.3",
+        "reported:UNABLE_TO_GET_ISSUER_CERT",
+        "reported:UNABLE_TO_GET_ISSUER_CERT",
+        artifacts={"client_stdout": "/run/out/cells/a/client.stdout", "pcap": "/run/out/cells/a/handshake.pcap"},
+    ),
+    record(
+        "python", "node", "non-ca-issuer", "1.2", "reported:X", "reported:KEYUSAGE_NO_CERTSIGN", reason="rule <why>"
+    ),
+)
+
+
+def test_html_has_a_grid_per_scenario_and_tls_with_states_and_links() -> None:
+    page = report.render_html(SAMPLE, Path("/run/out"))
+    assert page.count('<table class="grid"') == 2
+    assert 'td class="pass"' in page and 'td class="fail"' in page
+    assert 'href="cells/a/client.stdout"' in page and 'href="cells/a/handshake.pcap"' in page
+    assert "expected: <code>reported:KEYUSAGE_NO_CERTSIGN</code>" in page
+    assert "stack rule: rule &lt;why&gt;" in page  # escaped
+    assert "v18 &lt;b&gt;" in page and "v18 <b>" not in page
+    for name in ("server", "client", "scenario"):
+        assert f'data-filter="{name}"' in page
+
+
+def test_merge_combines_shards_and_refuses_overlap() -> None:
+    a = document(SAMPLE["cells"][0], run_id="a")  # type: ignore[index]
+    b = document(SAMPLE["cells"][1], run_id="b")  # type: ignore[index]
+    merged = merge_documents([("a", a), ("b", b)])
+    assert merged["run"]["counts"] == {"cells": 2, "passed": 1, "failed": 1, "unsupported": 0}
+    assert [s["source"] for s in merged["run"]["shards"]] == ["a", "b"]
+    with pytest.raises(UsageError, match="is in two shards"):
+        merge_documents([("a", a), ("a2", a)])
+
+
+def test_merge_command_writes_results_and_report(tmp_path: Path) -> None:
+    for name, cell in (("node", SAMPLE["cells"][0]), ("python", SAMPLE["cells"][1])):  # type: ignore[index]
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(document(cell, run_id=name)))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "merge",
+            str(tmp_path / "node"),
+            str(tmp_path / "python"),
+            "--out",
+            str(tmp_path / "all"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1  # one merged cell is not as expected
+    assert "1 passed, 1 failed" in result.stdout
+    assert json.loads((tmp_path / "all" / "results.json").read_text())["run"]["counts"]["cells"] == 2
+    assert (tmp_path / "all" / "report.html").is_file()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    report.write_html(SAMPLE, page)
+    argv = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--dump-dom",
+        page.as_uri(),
+    ]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-500:]
+    dom = result.stdout
+    assert dom.count('class="grid"') == 2
+    assert "no-client-cert" in dom and "✓ reported:UNABLE_TO_GET_ISSUER_CERT" in dom
+    assert 'td class="fail"' in dom
