@@ -1,12 +1,13 @@
 """``make bench``: the four speed figures of SPEC §11, measured in one run.
 
 1. cold start: every mtls-harness image removed, then a one-cell matrix; the figure is
-   the whole command's wall time, an upper bound of "first verdict".
+   the whole command's wall time (venv already made), an upper bound of "first verdict".
 2. default matrix, warm images: cells per second over the whole command.
 3. per-cell median over the floor: for each client, the median duration of its cells
-   in a one-at-a-time run, over the median of a ``docker exec`` of the same binary
-   doing nothing (``curl --version``, ``node -e ''``, ``python3 -c ''``) through the
-   same exec path. The figure is the worst client's ratio.
+   in a one-at-a-time run, over the median of a ``docker exec`` of the same client
+   doing nothing (``curl --version``, ``node request-mtls.js --help``,
+   ``request-mtls --help``) through the same exec path. The figure is the worst
+   client's ratio; the ratio over the bare interpreter is reported beside it.
 4. capture on over capture off: the tutorial's cells run both ways, same jobs.
 
 It prints each figure with its target and writes ``bench.json``. Timings are measured
@@ -37,11 +38,15 @@ TARGETS = {
     "capture_over_nocapture": ("<=", 1.3),
     "cold_start_first_verdict_s": ("<=", 120.0),
 }
+#: "The same client binary doing nothing": the client program started and ended without
+#: a request (``--help`` loads the same code: axios, requests). The bare interpreters
+#: are measured too and reported beside it.
 FLOOR_COMMANDS = {
-    "curl": ["curl", "--version"],
-    "node": ["node", "-e", ""],
-    "python": ["python3", "-c", ""],
+    "curl": (["curl", "--version"], None),
+    "node": (["node", "request-mtls.js", "--help"], "/opt/mtls"),
+    "python": (["request-mtls", "--help"], None),
 }
+BARE_COMMANDS = {"node": ["node", "-e", ""], "python": ["python3", "-c", ""]}
 FLOOR_SAMPLES = 15
 TUTORIAL = ["no-client-cert", "untrusted-client-ca", "trusted-client", "trusted-ca-no-client-cert"]
 
@@ -83,17 +88,21 @@ def cold_start(out: Path) -> float:
     return seconds
 
 
-def floors(out: Path) -> dict[str, float]:
-    """Median seconds of a do-nothing exec of each client binary, through Pod.exec."""
+def floors(out: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """Median seconds of do-nothing execs of each client, through Pod.exec: (program, bare)."""
     client = images.connect()
     with Run(client, out / "floor", out / "floor") as run:
         pod = run.pod("node", purpose="floor")
-        medians = {}
-        for impl, argv in FLOOR_COMMANDS.items():
-            pod.exec(impl, argv, timeout_s=30)  # start the container, warm the page cache
-            samples = [pod.exec(impl, argv, timeout_s=30).seconds for _ in range(FLOOR_SAMPLES)]
-            medians[impl] = statistics.median(samples)
-        return medians
+
+        def median(impl: str, argv: list[str], workdir: str | None) -> float:
+            pod.exec(impl, argv, timeout_s=30, workdir=workdir)  # start the container, warm the cache
+            return statistics.median(
+                pod.exec(impl, argv, timeout_s=30, workdir=workdir).seconds for _ in range(FLOOR_SAMPLES)
+            )
+
+        program = {impl: median(impl, argv, workdir) for impl, (argv, workdir) in FLOOR_COMMANDS.items()}
+        bare = {impl: median(impl, argv, None) for impl, argv in BARE_COMMANDS.items()}
+        return program, bare
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     print("bench: per-cell median vs the docker exec floor (one cell at a time)", flush=True)
-    floor = floors(out)
+    floor, bare = floors(out)
     args_tutorial = [a for s in TUTORIAL for a in ("--scenario", s)]
     _, status, tail = cli("matrix", "--jobs", "1", *args_tutorial, "--out", str(out / "sequential"))
     sequential = results(out / "sequential")
@@ -136,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
             "cell_median_s": round(statistics.median(durations), 4),
             "floor_median_s": round(floor_s, 4),
             "ratio": round(statistics.median(durations) / floor_s, 2),
+            "floor_command": " ".join(FLOOR_COMMANDS[impl][0]),
         }
+        if impl in bare:
+            ratios[impl]["bare_interpreter_floor_s"] = round(bare[impl], 4)
+            ratios[impl]["ratio_over_bare_interpreter"] = round(statistics.median(durations) / bare[impl], 2)
     figures["per_client"] = ratios
     figures["cell_over_floor_median"] = max(r["ratio"] for r in ratios.values())
 

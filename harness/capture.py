@@ -166,12 +166,44 @@ class PcapFollower:
                 )
             time.sleep(0.005)
 
+    def write_pcapng(self, path: Path, packets: Iterable[Packet], keylog: bytes = b"") -> Path:
+        """``packets`` of this capture as pcapng with ``keylog`` embedded."""
+        return write_pcapng(path, self.linktype or LINKTYPE_ETHERNET, packets, keylog, self._endian)
+
     def write(self, path: Path, packets: Iterable[Packet]) -> None:
         """A pcap file with this capture's header and ``packets``."""
         with path.open("wb") as handle:
             handle.write(self._global)
             for packet in packets:
                 handle.write(packet.header + packet.data)
+
+
+def _block(block_type: int, body: bytes) -> bytes:
+    padded = body + b"\0" * (-len(body) % 4)
+    length = 12 + len(padded)
+    return struct.pack("<II", block_type, length) + padded + struct.pack("<I", length)
+
+
+def write_pcapng(path: Path, linktype: int, packets: Iterable[Packet], keylog: bytes = b"", endian: str = "<") -> Path:
+    """A pcapng file of ``packets`` with ``keylog`` embedded as a TLS secrets block.
+
+    This is what ``editcap --inject-secrets tls,KEYLOG`` writes: Wireshark and tshark
+    open it decrypted with no key log beside it. Timestamps keep the pcap records'
+    microseconds.
+    """
+    blocks = [
+        _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)),  # section header
+        _block(0x00000001, struct.pack("<HHI", linktype, 0, 262144)),  # interface description
+    ]
+    if keylog.strip():
+        blocks.append(_block(0x0000000A, struct.pack("<II", 0x544C534B, len(keylog)) + keylog))  # "TLSK"
+    for packet in packets:
+        seconds, micros, captured, original = struct.unpack(endian + "IIII", packet.header)
+        stamp = seconds * 1_000_000 + micros
+        body = struct.pack("<IIIII", 0, stamp >> 32, stamp & 0xFFFFFFFF, captured, original) + packet.data
+        blocks.append(_block(0x00000006, body))  # enhanced packet
+    path.write_bytes(b"".join(blocks))
+    return path
 
 
 def cell_packets(packets: Sequence[Packet], start: int, end: int, server_port: int) -> list[Packet]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from harness import capture, impls
 from harness.errors import HarnessError, UsageError
-from harness.pods import ExecResult, Run, ServerProcess, tail
+from harness.pods import ExecResult, Pod, Run, ServerProcess, tail
 from harness.scenarios import TLS_VERSIONS, Scenario, ServerSide, select, wire_mismatches
 from harness.verdicts import Evidence, decide
 
@@ -142,6 +142,17 @@ class CellResult:
         }
 
 
+@dataclass
+class Pending:
+    """A cell run with capture whose wire is inspected at the end of the run."""
+
+    outcome: CellResult
+    pod: Pod
+    follower: capture.PcapFollower
+    first: int
+    port: int
+
+
 class Runner:
     """Runs cells in a ``Run``: starts server processes on demand and execs clients."""
 
@@ -153,6 +164,8 @@ class Runner:
         self._server_locks: dict[tuple[str, ServerSide, str], threading.Lock] = {}
         self._lock = threading.Lock()
         self._next_port = FIRST_PORT
+        self._pending: list[Pending] = []
+        self._captured: set[str] = set()
 
     def path_in(self, relative: str) -> str:
         return self.run.container_path(self.run.certs_dir / relative)
@@ -177,9 +190,13 @@ class Runner:
             self._servers[key] = process
         return process
 
-    def run_cell(self, cell: Cell) -> CellResult:
-        started = time.monotonic()
+    def run_cell(self, cell: Cell, defer_wire: bool = False) -> CellResult:
+        """Run one cell. With ``defer_wire`` its capture is inspected later, in one pass
+        per pod (``finish_wire``); until then its result carries no wire."""
         server = self.server_for(cell)
+        # A cell's time starts once its server listens: starting a server process is
+        # paid once per configuration, not per cell.
+        started = time.monotonic()
         offset = server.log_size()
         cell_dir = self.run.out_dir / "cells" / cell.id
         cell_dir.mkdir(parents=True, exist_ok=True)
@@ -208,39 +225,110 @@ class Runner:
             "client_stderr": str(cell_dir / "client.stderr"),
             "server_log": str(cell_dir / "server.log"),
         }
-        wire: dict[str, Any] | None = None
-        wire_alerts: list[tuple[str, str]] = []
-        if follower is not None:
-            wire, wire_alerts = self._wire(cell, follower, first_packet, server.port, cell_dir)
-            artifacts["pcap"] = str(cell_dir / "handshake.pcap")
-            artifacts["keylog"] = str(cell_dir / "keylog.txt")
-        observed = decide(Evidence(cell.client, result.exit_code, stdout, stderr, wire_alerts))
-        if observed == "unsupported" and "not found" in stderr:
-            observed = "harness-error:client-missing"
         expected, reason = cell.expectation()
-        problems = wire_mismatches(cell.scenario, expected, wire) if follower is not None else []
-        server_log = server.log_text()[offset:]
-        (cell_dir / "client.stdout").write_text(stdout)
-        (cell_dir / "client.stderr").write_text(stderr)
-        (cell_dir / "server.log").write_text(server_log)
         outcome = CellResult(
             cell,
             expected,
             reason,
-            observed,
+            "",
             command.display(),
             result.exit_code,
             stdout,
             stderr,
             " ".join(server.argv),
-            server_log,
-            time.monotonic() - started,
+            server.log_text()[offset:],
+            0.0,
             artifacts,
-            wire,
-            problems,
         )
-        (cell_dir / "cell.json").write_text(json.dumps(outcome.record(), indent=2) + "\n")
+        (cell_dir / "client.stdout").write_text(stdout)
+        (cell_dir / "client.stderr").write_text(stderr)
+        (cell_dir / "server.log").write_text(outcome.server_log)
+        if follower is None:
+            self._conclude(outcome, None, [])
+        elif defer_wire:
+            self._conclude(outcome, None, [])  # provisional, for progress; the wire decides later
+            with self._lock:
+                self._pending.append(Pending(outcome, server.pod, follower, first_packet, server.port))
+        else:
+            pcap, packets = self._cut(outcome, follower, first_packet, server.port)
+            self._conclude(outcome, *self._chosen(capture.summarize(pcap)))
+        outcome.duration_s = time.monotonic() - started
+        self._write_record(outcome)
         return outcome
+
+    def _conclude(
+        self, outcome: CellResult, wire: dict[str, Any] | None, alerts: list[tuple[str, str]], captured: bool = False
+    ) -> None:
+        """Decide the verdict (with the wire's alerts when captured) and check the wire."""
+        observed = decide(Evidence(outcome.cell.client, outcome.exit_code, outcome.stdout, outcome.stderr, alerts))
+        if observed == "unsupported" and "not found" in outcome.stderr:
+            observed = "harness-error:client-missing"
+        outcome.observed = observed
+        if captured or outcome.cell.id in self._captured:
+            outcome.wire = wire
+            outcome.wire_problems = wire_mismatches(outcome.cell.scenario, outcome.expected, wire)
+
+    def _write_record(self, outcome: CellResult) -> None:
+        path = Path(outcome.artifacts["dir"]) / "cell.json"
+        path.write_text(json.dumps(outcome.record(), indent=2) + "\n")
+
+    def _cut(
+        self, outcome: CellResult, follower: capture.PcapFollower, first: int, port: int
+    ) -> tuple[Path, list[capture.Packet]]:
+        """The cell's own connections, with its key log embedded, as handshake.pcap."""
+        cell_dir = Path(outcome.artifacts["dir"])
+        last = follower.wait_for_marker(outcome.cell.id, first)
+        packets = capture.cell_packets(follower.packets, first, last, port)
+        keylog_path = cell_dir / "keylog.txt"
+        keylog = keylog_path.read_bytes() if keylog_path.is_file() else b""
+        pcap = follower.write_pcapng(cell_dir / "handshake.pcap", packets, keylog)
+        outcome.artifacts["pcap"] = str(pcap)
+        outcome.artifacts["keylog"] = str(keylog_path)
+        with self._lock:
+            self._captured.add(outcome.cell.id)
+        return pcap, packets
+
+    @staticmethod
+    def _chosen(connections: Sequence[capture.Connection]) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
+        """The cell's connection: curl may try ::1 before 127.0.0.1, so the one that got
+        a ServerHello counts. Returns its record and the alerts other than close_notify."""
+        if not connections:
+            return None, []
+        chosen = next((c for c in reversed(connections) if c.tls_version), connections[-1])
+        return chosen.record(), [(a.sender, a.description) for a in chosen.alerts if a.description != "close_notify"]
+
+    def finish_wire(self) -> None:
+        """Inspect every deferred cell: one tshark pass per pod over all its cells."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        by_pod: dict[str, list[Pending]] = {}
+        for item in pending:
+            by_pod.setdefault(item.pod.name, []).append(item)
+        for items in by_pod.values():
+            follower, pod = items[0].follower, items[0].pod
+            start = follower.poll()
+            pod.send_marker("end-of-run")
+            end = follower.wait_for_marker("end-of-run", start)
+            keys: dict[str, set[tuple[int, int]]] = {}
+            keylogs = []
+            for item in items:
+                _pcap, packets = self._cut(item.outcome, follower, item.first, item.port)
+                keys[item.outcome.cell.id] = {(p.src_port, p.dst_port) for p in packets if p.syn_only}
+                keylog = Path(item.outcome.artifacts["keylog"])
+                keylogs.append(keylog.read_bytes() if keylog.is_file() else b"")
+            whole = self.run.out_dir / "capture" / f"{pod.name}-inspected.pcapng"
+            tcp = [p for p in follower.packets[:end] if p.proto == "tcp"]
+            follower.write_pcapng(whole, tcp, b"".join(keylogs))
+            connections: dict[tuple[int, int], list[capture.Connection]] = {}
+            for connection in capture.summarize(whole):
+                connections.setdefault((connection.client_port, connection.server_port or 0), []).append(connection)
+            for item in items:
+                found = [c for key in sorted(keys[item.outcome.cell.id]) for c in connections.get(key, [])]
+                ambiguous = any(len(connections.get(key, [])) > 1 for key in keys[item.outcome.cell.id])
+                if ambiguous:  # a client port used twice on one server port: inspect alone
+                    found = capture.summarize(Path(item.outcome.artifacts["pcap"]))
+                self._conclude(item.outcome, *self._chosen(found), captured=True)
+                self._write_record(item.outcome)
 
     def failed(self, cell: Cell, exc: BaseException, started: float) -> CellResult:
         """The result of a cell the harness could not run: never a pass, always explained."""
@@ -275,7 +363,7 @@ class Runner:
                     return
                 started = time.monotonic()
                 try:
-                    result = self.run_cell(cell)
+                    result = self.run_cell(cell, defer_wire=self.capture)
                 except HarnessError as exc:
                     result = self.failed(cell, exc, started)
                 results[cell.id] = result
@@ -291,6 +379,8 @@ class Runner:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
+        if self.capture:
+            self.finish_wire()
         return results
 
     def _wire(

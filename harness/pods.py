@@ -182,6 +182,7 @@ class Pod:
         self._clients: dict[str, Container] = {}
         self._lock = threading.Lock()
         self.server = self._start(impl, "server", network=network.name)
+        self.sidecar: Container | None = None
         self.capture: PcapFollower | None = self._start_capture() if capture else None
 
     def _start(self, impl: str, role: str, command: Sequence[str] = ("sleep", "infinity"), **kwargs: Any) -> Container:
@@ -229,6 +230,7 @@ class Pod:
             network_mode=f"container:{self.server.id}",
             cap_add=["NET_RAW", "NET_ADMIN"],
         )
+        self.sidecar = sidecar
         follower = PcapFollower(pcap)
         # Ready when a marker sent into the pod comes back through the capture file.
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -249,6 +251,12 @@ class Pod:
                     raise HarnessError(
                         f"capture sidecar of pod {self.name} saw nothing within {READY_TIMEOUT_S:.0f} s: {tail(text)}"
                     ) from None
+
+    def send_marker(self, name: str) -> None:
+        """Send a capture marker into the pod (from the sidecar)."""
+        if self.sidecar is None:
+            raise HarnessError(f"pod {self.name} has no capture sidecar")
+        self._send_marker(self.sidecar, name)
 
     def _send_marker(self, container: Container, name: str) -> None:
         script = f'printf "%s" "$0" > /dev/udp/127.0.0.1/{MARKER_PORT}'

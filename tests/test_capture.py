@@ -201,3 +201,17 @@ def test_pcap_inspect_bad_files_are_one_line_exit_2(tmp_path: Path, content, nee
     assert result.returncode == 2
     assert needle in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@needs_tshark
+def test_pcapng_with_embedded_key_log_opens_decrypted(tmp_path: Path) -> None:
+    follower = capture.PcapFollower(PCAPS / "tls13-no-cert.pcap")
+    follower.poll()
+    out = follower.write_pcapng(
+        tmp_path / "cell.pcapng", follower.packets, (PCAPS / "tls13-no-cert.keylog").read_bytes()
+    )
+    (conn,) = capture.summarize(out)  # no key log given: the secrets travel in the file
+    assert (conn.tls_version, conn.client_certificate_count, conn.certificate_verify) == ("1.3", 0, False)
+    plain = follower.write_pcapng(tmp_path / "plain.pcapng", follower.packets)
+    (hidden,) = capture.summarize(plain)
+    assert hidden.client_certificate_count is None
