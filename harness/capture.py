@@ -5,8 +5,8 @@ whole run and writes a classic pcap stream to ``/out/capture/<pod>.pcap``. Each 
 client ends by sending one UDP datagram to 127.0.0.1:9 whose payload names the cell;
 once that marker is in the file, every packet the cell sent before it is too, so the
 cell's connections (those whose SYN falls between the cell's start and its marker, on
-its server port) are cut out into ``handshake.pcap`` and the client's key log is
-injected into it with ``editcap --inject-secrets``. Nothing waits on a clock.
+its server port) are cut out into ``handshake.pcap``, a pcapng with the client's key
+log embedded (what ``editcap --inject-secrets`` writes). Nothing waits on a clock.
 
 Inspection: pyshark (tshark underneath) reads a capture and gives, per connection, the
 TLS version, the CertificateRequest and the CA names it listed, the number of
@@ -233,20 +233,6 @@ def require_tshark() -> str:
             "(--capture, pcap inspect): apt-get install tshark"
         )
     return path
-
-
-def inject_secrets(raw: Path, keylog: Path | None, out: Path) -> Path:
-    """``out`` as pcapng with ``keylog``'s secrets embedded (a plain copy when none)."""
-    editcap = shutil.which("editcap")
-    if editcap is None:
-        raise EnvironmentProblem("editcap is not installed (it comes with tshark): apt-get install tshark")
-    argv = [editcap, "-F", "pcapng"]
-    if keylog is not None and keylog.is_file() and keylog.stat().st_size > 0:
-        argv += ["--inject-secrets", f"tls,{keylog}"]
-    result = subprocess.run([*argv, str(raw), str(out)], capture_output=True, text=True, timeout=60, check=False)
-    if result.returncode != 0:
-        raise EnvironmentProblem(f"editcap failed on {raw}: {result.stderr.strip()[-300:]}")
-    return out
 
 
 # --- summary ---------------------------------------------------------------------------

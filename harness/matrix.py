@@ -383,23 +383,6 @@ class Runner:
             self.finish_wire()
         return results
 
-    def _wire(
-        self, cell: Cell, follower: capture.PcapFollower, first: int, port: int, cell_dir: Path
-    ) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
-        """Cut the cell's connections out of the pod capture, inject the key log, summarize."""
-        last = follower.wait_for_marker(cell.id, first)
-        raw = cell_dir / "handshake.raw.pcap"
-        follower.write(raw, capture.cell_packets(follower.packets, first, last, port))
-        pcap = capture.inject_secrets(raw, cell_dir / "keylog.txt", cell_dir / "handshake.pcap")
-        raw.unlink()
-        connections = capture.summarize(pcap)
-        if not connections:
-            return None, []
-        # curl may try ::1 before 127.0.0.1: the connection that got a ServerHello counts.
-        chosen = next((c for c in reversed(connections) if c.tls_version), connections[-1])
-        alerts = [(a.sender, a.description) for a in chosen.alerts if a.description != "close_notify"]
-        return chosen.record(), alerts
-
     def versions(self, pod_impl: str) -> dict[str, str]:
         """Versions of each stack, asked of the images themselves."""
         probes = {
