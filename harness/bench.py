@@ -8,7 +8,8 @@
    doing nothing (``curl --version``, ``node request-mtls.js --help``,
    ``request-mtls --help``) through the same exec path. The figure is the worst
    client's ratio; the ratio over the bare interpreter is reported beside it.
-4. capture on over capture off: the tutorial's cells run both ways, same jobs.
+4. capture on over capture off: the default matrix's cell phase (``run.seconds``) with
+   ``--capture`` over the same phase of step 2.
 
 It prints each figure with its target and writes ``bench.json``. Timings are measured
 here and nowhere else: no test asserts a time.

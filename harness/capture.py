@@ -301,7 +301,8 @@ def summarize(pcap: Path, keylog: Path | None = None) -> list[Connection]:
         raise UsageError(f"cannot read {pcap}: no such file")
     if pcap.stat().st_size == 0:
         raise UsageError(f"{pcap} is empty: the capture recorded nothing")
-    argv = [tshark, "-r", str(pcap), "-Y", "tls", "-T", "pdml"]
+    # Only what the summary reads: handshake messages and alerts (not application data).
+    argv = [tshark, "-r", str(pcap), "-Y", "tls.handshake or tls.alert_message", "-T", "pdml"]
     if keylog is not None:
         argv += ["-o", f"tls.keylog_file:{keylog}"]
     try:
@@ -311,9 +312,35 @@ def summarize(pcap: Path, keylog: Path | None = None) -> list[Connection]:
     if result.returncode != 0:
         raise UsageError(f"cannot read {pcap}: {_tshark_complaint(result.stderr.decode(errors='replace'))}")
     connections: dict[str, Connection] = {}
-    for chunk in re.findall(rb"<packet>.*?</packet>", result.stdout, re.DOTALL):
+    for chunk in re.findall(rb"<packet>.*?</packet>", slim_pdml(result.stdout), re.DOTALL):
         _read_packet(packet_from_xml_packet(chunk), connections)
     return list(connections.values())
+
+
+#: The PDML fields the summary reads; everything else (certificates decoded field by
+#: field, hex dumps) is dropped before pyshark builds its objects, which is most of the
+#: time an inspection takes.
+_KEPT_FIELDS = {
+    b"tcp.stream", b"tcp.srcport", b"tcp.dstport",
+    b"tls.handshake.type", b"tls.handshake.version", b"tls.handshake.extensions.supported_version",
+    b"tls.handshake.certificates_length", b"tls.handshake.certificate_length", b"tls.handshake.dname",
+    b"tls.alert_message.level", b"tls.alert_message.desc",
+}  # fmt: skip
+_FIELD_NAME = re.compile(rb'<field name="([^"]*)"')
+
+
+def slim_pdml(pdml: bytes) -> bytes:
+    """PDML with only the fields in ``_KEPT_FIELDS``, each as a self-closed element."""
+    kept = []
+    for line in pdml.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(b"<field"):
+            match = _FIELD_NAME.match(stripped)
+            if match and match.group(1) in _KEPT_FIELDS:
+                kept.append(stripped if stripped.endswith(b"/>") else stripped[:-1] + b"/>")
+        elif stripped.startswith((b"<packet", b"</packet", b"<proto", b"</proto")):
+            kept.append(stripped)
+    return b"\n".join(kept)
 
 
 def _tshark_complaint(stderr: str) -> str:

@@ -304,31 +304,36 @@ class Runner:
         by_pod: dict[str, list[Pending]] = {}
         for item in pending:
             by_pod.setdefault(item.pod.name, []).append(item)
-        for items in by_pod.values():
-            follower, pod = items[0].follower, items[0].pod
-            start = follower.poll()
-            pod.send_marker("end-of-run")
-            end = follower.wait_for_marker("end-of-run", start)
-            keys: dict[str, set[tuple[int, int]]] = {}
-            keylogs = []
-            for item in items:
-                _pcap, packets = self._cut(item.outcome, follower, item.first, item.port)
-                keys[item.outcome.cell.id] = {(p.src_port, p.dst_port) for p in packets if p.syn_only}
-                keylog = Path(item.outcome.artifacts["keylog"])
-                keylogs.append(keylog.read_bytes() if keylog.is_file() else b"")
-            whole = self.run.out_dir / "capture" / f"{pod.name}-inspected.pcapng"
-            tcp = [p for p in follower.packets[:end] if p.proto == "tcp"]
-            follower.write_pcapng(whole, tcp, b"".join(keylogs))
-            connections: dict[tuple[int, int], list[capture.Connection]] = {}
-            for connection in capture.summarize(whole):
-                connections.setdefault((connection.client_port, connection.server_port or 0), []).append(connection)
-            for item in items:
-                found = [c for key in sorted(keys[item.outcome.cell.id]) for c in connections.get(key, [])]
-                ambiguous = any(len(connections.get(key, [])) > 1 for key in keys[item.outcome.cell.id])
-                if ambiguous:  # a client port used twice on one server port: inspect alone
-                    found = capture.summarize(Path(item.outcome.artifacts["pcap"]))
-                self._conclude(item.outcome, *self._chosen(found), captured=True)
-                self._write_record(item.outcome)
+        with ThreadPoolExecutor(max_workers=max(1, len(by_pod)), thread_name_prefix="wire") as pool:
+            for future in [pool.submit(self._finish_pod, items) for items in by_pod.values()]:
+                future.result()
+
+    def _finish_pod(self, items: list[Pending]) -> None:
+        """Cut each cell out of one pod's capture and inspect them all in one tshark pass."""
+        follower, pod = items[0].follower, items[0].pod
+        start = follower.poll()
+        pod.send_marker("end-of-run")
+        end = follower.wait_for_marker("end-of-run", start)
+        keys: dict[str, set[tuple[int, int]]] = {}
+        keylogs = []
+        for item in items:
+            _pcap, packets = self._cut(item.outcome, follower, item.first, item.port)
+            keys[item.outcome.cell.id] = {(p.src_port, p.dst_port) for p in packets if p.syn_only}
+            keylog = Path(item.outcome.artifacts["keylog"])
+            keylogs.append(keylog.read_bytes() if keylog.is_file() else b"")
+        whole = self.run.out_dir / "capture" / f"{pod.name}-inspected.pcapng"
+        tcp = [p for p in follower.packets[:end] if p.proto == "tcp"]
+        follower.write_pcapng(whole, tcp, b"".join(keylogs))
+        connections: dict[tuple[int, int], list[capture.Connection]] = {}
+        for connection in capture.summarize(whole):
+            connections.setdefault((connection.client_port, connection.server_port or 0), []).append(connection)
+        for item in items:
+            found = [c for key in sorted(keys[item.outcome.cell.id]) for c in connections.get(key, [])]
+            ambiguous = any(len(connections.get(key, [])) > 1 for key in keys[item.outcome.cell.id])
+            if ambiguous:  # a client port used twice on one server port: inspect alone
+                found = capture.summarize(Path(item.outcome.artifacts["pcap"]))
+            self._conclude(item.outcome, *self._chosen(found), captured=True)
+            self._write_record(item.outcome)
 
     def failed(self, cell: Cell, exc: BaseException, started: float) -> CellResult:
         """The result of a cell the harness could not run: never a pass, always explained."""

@@ -232,8 +232,13 @@ class Pod:
         )
         self.sidecar = sidecar
         follower = PcapFollower(pcap)
-        # Ready when a marker sent into the pod comes back through the capture file.
+        # Ready when a marker sent into the pod comes back through the capture file;
+        # dumpcap's own "Capturing on" comes first and saves a round of markers.
         deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline and "Capturing on" not in (
+            log.read_text(errors="replace") if log.exists() else ""
+        ):
+            time.sleep(0.01)
         while True:
             sidecar.reload()
             if sidecar.status not in ("created", "running"):
