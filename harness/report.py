@@ -132,7 +132,8 @@ table.grid{border-collapse:collapse;margin:.2em 0 .6em}
 table.grid th,table.grid td{border:1px solid #ccc;padding:.35em .6em;vertical-align:top;text-align:left}
 table.grid th{background:#fafafa}
 td.pass{background:#e3f6e5} td.fail{background:#fde2e2} td.unsupported{background:#fff4cf}
-td .verdict{font-family:ui-monospace,monospace;font-weight:600}
+td .verdict{font-family:ui-monospace,monospace;font-weight:600;white-space:nowrap}
+.grids{display:flex;flex-wrap:wrap;gap:0 1.5em;align-items:flex-start}
 td details{font-size:.85em;margin-top:.2em} td details a{margin-right:.6em}
 .caption{color:#555;font-size:.9em}
 .summary{font-weight:600;margin:.5em 0}
@@ -253,7 +254,7 @@ def render_html(document: dict[str, Any], base: Path) -> str:
             )
         sections.append(
             f'<section class="scenario" data-scenario="{_esc(scenario)}"><h2>{_esc(scenario)}</h2>'
-            f'<div class="caption">{_esc(summary)}</div>{"".join(grids)}</section>'
+            f'<div class="caption">{_esc(summary)}</div><div class="grids">{"".join(grids)}</div></section>'
         )
     filters = _checkboxes("server", servers) + _checkboxes("client", clients) + _checkboxes("scenario", scenario_ids)
     return (
