@@ -13,7 +13,6 @@ rebuilt only when one of those changes.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import shutil
 import subprocess
@@ -291,7 +290,3 @@ def ensure_images(
             continue
         built[name] = build_image(client, name, base.image_id, base.tag, rebuild, say)
     return built
-
-
-def describe(built: dict[str, Built]) -> str:
-    return json.dumps({k: {"tag": v.tag, "rebuilt": v.rebuilt} for k, v in built.items()}, indent=2)
