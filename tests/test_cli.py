@@ -87,3 +87,30 @@ def test_table_shows_servers_by_clients() -> None:
     text = render_text(document)
     assert "s (TLS 1.3)" in text and "✗ timeout" in text and "✓ ok" in text
     assert text.strip().endswith("1 passed, 1 failed, 0 unsupported")
+
+
+def test_docker_unreachable_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock", "PATH": "/usr/bin:/bin"}
+    for argv in (["matrix", "--scenario", "trusted-client"], ["images"], ["clean"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "harness", *argv], capture_output=True, text=True, timeout=60, env=env, check=False
+        )
+        assert result.returncode == 2, result.stderr
+        assert "Docker is not reachable" in result.stderr and "start dockerd or set DOCKER_HOST" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_tshark_missing_for_capture_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "x.pcap").write_bytes(b"")
+    env = {"PATH": str(tmp_path)}  # no tshark on this PATH
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "pcap", "inspect", str(tmp_path / "x.pcap")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "tshark is not installed on this machine" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
