@@ -176,19 +176,24 @@ class Runner:
         return (cell.server, cell.scenario.server, cell.tls)
 
     def server_for(self, cell: Cell) -> ServerProcess:
+        """The cell's server process, started once per configuration, even from two threads."""
         key = self.server_key(cell)
         with self._lock:
             if key in self._servers:
                 return self._servers[key]
-            port = self._next_port
-            self._next_port += 1
-            name = f"{cell.server}-{port}"
-        command = impls.server_command(cell.server, cell.scenario.server, cell.tls, port, self.path_in)
-        pod = self.run.pod(cell.server, self.purpose, capture=self.capture)
-        process = pod.start_server(name, command.argv, port, workdir=command.workdir)
-        with self._lock:
-            self._servers[key] = process
-        return process
+            starting = self._server_locks.setdefault(key, threading.Lock())
+        with starting:
+            with self._lock:
+                if key in self._servers:
+                    return self._servers[key]
+                port = self._next_port
+                self._next_port += 1
+            command = impls.server_command(cell.server, cell.scenario.server, cell.tls, port, self.path_in)
+            pod = self.run.pod(cell.server, self.purpose, capture=self.capture)
+            process = pod.start_server(f"{cell.server}-{port}", command.argv, port, workdir=command.workdir)
+            with self._lock:
+                self._servers[key] = process
+            return process
 
     def run_cell(self, cell: Cell, defer_wire: bool = False) -> CellResult:
         """Run one cell. With ``defer_wire`` its capture is inspected later, in one pass

@@ -1,0 +1,78 @@
+"""run_cells without Docker: order within a server, parallelism across servers, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.matrix import Cell, CellResult, Runner, plan
+
+
+class FakeRunner(Runner):
+    """Records what ran where; no containers."""
+
+    def __init__(self) -> None:
+        self.capture = False
+        self.order: list[str] = []
+        self.active: dict[Any, int] = {}
+        self.peak_same_server = 0
+        self.threads: set[int] = set()
+        self._guard = threading.Lock()
+
+    def run_cell(self, cell: Cell, defer_wire: bool = False) -> CellResult:
+        key = self.server_key(cell)
+        with self._guard:
+            self.active[key] = self.active.get(key, 0) + 1
+            self.peak_same_server = max(self.peak_same_server, self.active[key])
+            self.threads.add(threading.get_ident())
+            self.order.append(cell.id)
+        time.sleep(0.002)  # hold the cell open so that overlaps would show
+        with self._guard:
+            self.active[key] -= 1
+        if cell.scenario.id == "wrong-hostname" and cell.client == "node":
+            raise HarnessError("server did not start")
+        expected, reason = cell.expectation()
+        return CellResult(cell, expected, reason, expected, "", 0, "", "", "", "", 0.0)
+
+
+def test_cells_of_one_server_never_overlap_and_keep_their_order() -> None:
+    cells = plan(scenario_ids=["trusted-client", "no-client-cert", "wrong-hostname"])
+    runner = FakeRunner()
+    done: list[str] = []
+    results = runner.run_cells(cells, jobs=6, on_done=lambda r: done.append(r.cell.id))
+    assert set(results) == {c.id for c in cells} == set(done)
+    assert runner.peak_same_server == 1
+    assert len(runner.threads) > 1
+    for key in {runner.server_key(c) for c in cells}:
+        mine = [c.id for c in cells if runner.server_key(c) == key]
+        assert [i for i in runner.order if i in mine] == mine
+
+
+def test_a_harness_error_is_a_failed_cell_not_a_crash() -> None:
+    cells = plan(scenario_ids=["wrong-hostname"], clients=["node"], servers=["node"], tls=["1.3"])
+    (result,) = FakeRunner().run_cells(cells, jobs=2).values()
+    assert result.observed == "harness-error:server did not start"
+    assert not result.passed
+
+
+def test_jobs_one_runs_everything_on_one_thread() -> None:
+    runner = FakeRunner()
+    runner.run_cells(plan(scenario_ids=["trusted-client"]), jobs=1)
+    assert len(runner.threads) == 1
+
+
+def test_an_interrupt_stops_handing_out_cells() -> None:
+    class Interrupted(FakeRunner):
+        def run_cell(self, cell: Cell, defer_wire: bool = False) -> CellResult:
+            if len(self.order) == 3:
+                raise KeyboardInterrupt
+            return super().run_cell(cell, defer_wire)
+
+    runner = Interrupted()
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_cells(plan(), jobs=1)
+    assert len(runner.order) == 3
