@@ -24,13 +24,9 @@ from typing import Iterator, Optional
 import requests
 
 import x509_names
+from argparsing import ArgParser
 
 TIMEOUT_S = 10.0
-
-
-class ArgParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: {message}\nusage: {self.format_usage()[7:]}")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

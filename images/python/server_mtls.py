@@ -30,6 +30,7 @@ from cryptography import x509
 from OpenSSL import SSL, crypto
 
 import x509_names
+from argparsing import ArgParser
 
 T = TypeVar("T")
 
@@ -42,11 +43,6 @@ NO_CERT_REASON = "UNABLE_TO_GET_ISSUER_CERT"
 
 class UsageError(Exception):
     pass
-
-
-class ArgParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: {message}\nusage: {self.format_usage()[7:]}")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
