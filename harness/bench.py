@@ -30,8 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import images
+from harness import images, registry
 from harness.pods import Run
+from harness.scenarios import TUTORIAL_IDS
 
 TARGETS = {
     "cells_per_second": (">=", 8.0),
@@ -39,17 +40,10 @@ TARGETS = {
     "capture_over_nocapture": ("<=", 1.3),
     "cold_start_first_verdict_s": ("<=", 120.0),
 }
-#: "The same client binary doing nothing": the client program started and ended without
-#: a request (``--help`` loads the same code: axios, requests). The bare interpreters
-#: are measured too and reported beside it.
-FLOOR_COMMANDS = {
-    "curl": (["curl", "--version"], None),
-    "node": (["node", "request-mtls.js", "--help"], "/opt/mtls"),
-    "python": (["request-mtls", "--help"], None),
-}
-BARE_COMMANDS = {"node": ["node", "-e", ""], "python": ["python3", "-c", ""]}
+#: "The same client binary doing nothing": each client manifest's ``floor`` (the client
+#: program started and ended without a request, so it loads the same code); its
+#: ``bare_floor`` (the bare interpreter) is measured too and reported beside it.
 FLOOR_SAMPLES = 15
-TUTORIAL = ["no-client-cert", "untrusted-client-ca", "trusted-client", "trusted-ca-no-client-cert"]
 
 
 def cli(*argv: str) -> tuple[float, int, str]:
@@ -72,7 +66,7 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    return {"host": socket.gethostname(), "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    return {"host": socket.gethostname(), "cpu": cpu, "cores": os.cpu_count(), "host_python": platform.python_version()}
 
 
 def cold_start(out: Path) -> float:
@@ -80,9 +74,10 @@ def cold_start(out: Path) -> float:
     for image in client.images.list(name=images.REPO + "/*"):
         for tag in image.tags:
             client.images.remove(tag, force=True)
+    found = registry.default()
     seconds, status, tail = cli(
-        "matrix", "--server", "node", "--client", "curl", "--scenario", "trusted-client", "--tls", "1.3",
-        "--out", str(out / "cold"),
+        "matrix", "--server", found.servers[0], "--client", found.clients[0], "--scenario", "trusted-client",
+        "--tls", "1.3", "--out", str(out / "cold"),
     )  # fmt: skip
     if status != 0:
         raise SystemExit(f"bench: the cold-start matrix failed (exit {status}):\n{tail}")
@@ -92,8 +87,9 @@ def cold_start(out: Path) -> float:
 def floors(out: Path) -> tuple[dict[str, float], dict[str, float]]:
     """Median seconds of do-nothing execs of each client, through Pod.exec: (program, bare)."""
     client = images.connect()
-    with Run(client, out / "floor", out / "floor") as run:
-        pod = run.pod("node", purpose="floor")
+    found = registry.default()
+    with Run(client, out / "floor", out / "floor", images=found.images()) as run:
+        pod = run.pod(found.servers[0], purpose="floor")
 
         def median(impl: str, argv: list[str], workdir: str | None) -> float:
             pod.exec(impl, argv, timeout_s=30, workdir=workdir)  # start the container, warm the cache
@@ -101,8 +97,9 @@ def floors(out: Path) -> tuple[dict[str, float], dict[str, float]]:
                 pod.exec(impl, argv, timeout_s=30, workdir=workdir).seconds for _ in range(FLOOR_SAMPLES)
             )
 
-        program = {impl: median(impl, argv, workdir) for impl, (argv, workdir) in FLOOR_COMMANDS.items()}
-        bare = {impl: median(impl, argv, None) for impl, argv in BARE_COMMANDS.items()}
+        specs = {name: found.client(name) for name in found.clients}
+        program = {name: median(name, list(spec.floor), spec.workdir) for name, spec in specs.items()}
+        bare = {name: median(name, list(spec.bare_floor), None) for name, spec in specs.items() if spec.bare_floor}
         return program, bare
 
 
@@ -136,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("bench: per-cell median vs the docker exec floor (one cell at a time)", flush=True)
     floor, bare = floors(out)
-    args_tutorial = [a for s in TUTORIAL for a in ("--scenario", s)]
+    args_tutorial = [a for s in TUTORIAL_IDS for a in ("--scenario", s)]
     _, status, tail = cli("matrix", "--jobs", "1", *args_tutorial, "--out", str(out / "sequential"))
     sequential = results(out / "sequential")
     ratios = {}
@@ -146,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             "cell_median_s": round(statistics.median(durations), 4),
             "floor_median_s": round(floor_s, 4),
             "ratio": round(statistics.median(durations) / floor_s, 2),
-            "floor_command": " ".join(FLOOR_COMMANDS[impl][0]),
+            "floor_command": " ".join(registry.default().client(impl).floor),
         }
         if impl in bare:
             ratios[impl]["bare_interpreter_floor_s"] = round(bare[impl], 4)

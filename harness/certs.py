@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,19 +246,74 @@ def key_pem(key: PrivateKey) -> bytes:
     )
 
 
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Write ``path`` as a new file: whatever stood there (a file, a symlink) is removed
+    first and the file is created with O_EXCL | O_NOFOLLOW, so a link planted where a
+    certificate goes is never followed and its target never overwritten."""
+    if path.is_symlink() or path.exists():
+        if path.is_dir() and not path.is_symlink():
+            raise UsageError(f"{path} is a folder where a certificate file goes")
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(path, mode, follow_symlinks=False)
+
+
 def write_public(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
-    path.chmod(0o644)
+    _write_new(path, data, 0o644)
 
 
 def write_private(path: Path, data: bytes) -> None:
     """Write a private key readable by its owner only (0600), whatever the umask."""
-    if path.exists():
-        path.unlink()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    path.chmod(0o600)
+    _write_new(path, data, 0o600)
+
+
+#: Where each role's private keys are (relative to the certificates folder, SPEC §5).
+KEY_OWNERS = (
+    (f"{SERVER_PKI}/", "server"),
+    (f"{VARIANTS_DIR}/server-", "server"),
+    (f"{CLIENT_PKI}/", "client"),
+    (f"{VARIANTS_DIR}/client-", "client"),
+)
+
+
+def key_role(relative: str) -> str | None:
+    """``server`` or ``client`` for a private key file, by where it is; None for a public file.
+
+    A key of no known owner is "unknown" and goes into no container."""
+    if not relative.endswith("-key.pem"):
+        return None
+    for prefix, role in KEY_OWNERS:
+        if relative.startswith(prefix):
+            return role
+    return "unknown"
+
+
+def role_view(certs_dir: Path, view: Path, role: str) -> Path:
+    """``view``: every public file of ``certs_dir`` plus the private keys of ``role`` only,
+    hard-linked (same paths, same modes), for mounting at /certs in that role's containers
+    (SPEC §12: a container sees only the keys its role needs)."""
+    if view.exists():
+        shutil.rmtree(view)
+    view.mkdir(parents=True)
+    for path in sorted(certs_dir.rglob("*")):
+        if path == view.parent or view.parent in path.parents:
+            continue  # the views themselves, when they live inside certs_dir
+        relative = path.relative_to(certs_dir)
+        target = view / relative
+        if path.is_dir() and not path.is_symlink():
+            target.mkdir(exist_ok=True)
+            continue
+        if path.is_symlink() or not path.is_file():
+            continue
+        owner = key_role(relative.as_posix())
+        if owner is None or owner == role:
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copy2(path, target)
+    return view
 
 
 @dataclass(frozen=True)

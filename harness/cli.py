@@ -15,11 +15,8 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from harness import __version__, certs, images, impls, matrix, scenarios
+from harness import __version__, certs, images, matrix, registry, scenarios
 from harness.errors import HarnessError, UsageError
-
-PROJECT = Path(__file__).resolve().parent.parent
-SCENARIOS_DIR = PROJECT / "scenarios"
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,30 +39,21 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("images", help="build every image whose inputs changed; print the tags")
     p.add_argument("--rebuild", action="store_true", help="rebuild even when nothing changed")
+    p.add_argument(
+        "--impl", action="append", default=[], type=Path, metavar="PATH", help="also build this folder's image"
+    )
 
-    p = sub.add_parser("matrix", help="run the matrix (pytest underneath) and write results.json")
-    p.add_argument(
-        "--server", action="append", default=[], metavar="IMPL", help=f"one of {', '.join(impls.SERVERS)} (repeatable)"
-    )
-    p.add_argument(
-        "--client", action="append", default=[], metavar="IMPL", help=f"one of {', '.join(impls.CLIENTS)} (repeatable)"
-    )
-    p.add_argument(
-        "--scenario",
-        action="append",
-        default=[],
-        metavar="ID",
-        help="a scenario id (repeatable; see `mtls-harness scenarios`)",
-    )
-    p.add_argument("--tls", action="append", default=[], metavar="VERSION", help="1.2 or 1.3 (repeatable)")
-    p.add_argument("--out", type=Path, default=Path("out/matrix"), help="output folder (default out/matrix)")
-    p.add_argument("--jobs", type=int, default=8, help="cells run at once (default 8; 1 runs them one by one)")
-    p.add_argument(
-        "--capture", action="store_true", help="capture each cell's handshake and assert on the wire (needs tshark)"
-    )
-    p.add_argument(
-        "pytest_args", nargs="*", metavar="-- PYTEST-ARG", help="extra pytest arguments after --, e.g. -- -k curl"
-    )
+    p = sub.add_parser("impls", help="list the implementations: stack, roles, version, what each does not support")
+    p.add_argument("--impl", action="append", default=[], type=Path, metavar="PATH", help="also list this folder")
+    p.add_argument("--json", action="store_true", help="print a JSON object instead of text")
+    p.add_argument("--no-versions", action="store_true", help="do not ask the images for their versions")
+
+    p = sub.add_parser("matrix", help="run the matrix and write results.json, junit.xml and report.html")
+    from harness.engine import OPTIONS
+
+    for option in OPTIONS:
+        p.add_argument(option.flag, **option.argparse_kwargs())
+    p.add_argument("--tables", action="store_true", help="also print a grid per scenario and TLS version")
 
     p = sub.add_parser("pcap", help="inspect captured handshakes")
     pcap_sub = p.add_subparsers(dest="pcap_command", required=True, parser_class=Parser)
@@ -80,7 +68,8 @@ def build_parser() -> Parser:
     p.add_argument("results", nargs="+", type=Path, help="results.json files (or folders holding one)")
     p.add_argument("--out", type=Path, required=True, help="folder for the merged results.json and report.html")
 
-    sub.add_parser("scenarios", help="list the scenario ids with their expected verdicts")
+    p = sub.add_parser("scenarios", help="list the scenario ids, expected verdicts and the stacks that differ")
+    p.add_argument("--impl", action="append", default=[], type=Path, metavar="PATH", help="also show this folder's")
     sub.add_parser("clean", help="remove every container and network the harness created")
     return parser
 
@@ -92,24 +81,50 @@ def cmd_certs(args: argparse.Namespace) -> int:
 
 
 def cmd_images(args: argparse.Namespace) -> int:
+    found = registry.load(args.impl)
     client = images.connect()
-    built = images.ensure_images(client, images.IMAGES, rebuild=args.rebuild, say=print)
+    built = images.ensure_images(client, found, rebuild=args.rebuild, say=print)
     for item in built.values():
         state = f"built in {item.seconds:.1f} s" if item.rebuilt else "up to date"
-        print(f"{item.tag}  ({images.image_ref(item.name)}, {state})")
+        print(f"{item.tag}  ({state})")
     return 0
 
 
-def cmd_scenarios(_args: argparse.Namespace) -> int:
+def cmd_impls(args: argparse.Namespace) -> int:
+    from harness import admission
+
+    found = registry.load(args.impl)
+    versions = {} if args.no_versions else admission.versions(found)
+    rows = admission.describe(found, versions)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for name, row in rows.items():
+        print(f"{name}  [{', '.join(row['roles'])}]  {row['stack']}")
+        print(f"    version: {row['version']}")
+        print(f"    image:   {row['image']}{'' if row['builtin'] else '  (from ' + row['folder'] + ')'}")
+        for what, why in row["unsupported"].items():
+            print(f"    no {what}: {why}")
+        if row["differences"]:
+            print(f"    differs from the catalogue in {row['differences']} expectation(s) (mtls-harness scenarios)")
+    return 0
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    found = registry.load(args.impl)
     for scenario in scenarios.CATALOGUE:
-        print(f"{scenario.id:36} {scenario.expected:42} {scenario.summary}")
-        for override in scenario.overrides:
-            where = ", ".join(
-                f"{k}={v}"
-                for k, v in (("server", override.server), ("client", override.client), ("tls", override.tls))
-                if v
-            )
-            print(f"{'':36}   {where}: {override.verdict} -- {override.reason}")
+        native = ", ".join(f"{k}: {v}" for k, v in scenario.native.items())
+        print(f"{scenario.id:36} {scenario.expected:38} {scenario.summary}" + (f" [{native}]" if native else ""))
+        for case in scenario.by_tls:
+            print(f"{'':36}   TLS {case.tls}: {case.verdict} -- {case.reason}")
+        for impl in found.impls:
+            for expect in impl.expectations:
+                if expect.matches(scenario.id, expect.tls or "", expect.peer or ""):
+                    where = ", ".join(f"{k}={v}" for k, v in (("tls", expect.tls), ("peer", expect.peer)) if v)
+                    print(
+                        f"{'':36}   {impl.name} as {expect.role}{' (' + where + ')' if where else ''}: "
+                        f"{expect.verdict} -- {expect.rule} [{expect.source}]"
+                    )
     return 0
 
 
@@ -157,66 +172,63 @@ def cmd_clean(_args: argparse.Namespace) -> int:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    import pytest
+    from rich.console import Console
 
-    cells = matrix.plan(args.server, args.client, args.scenario, args.tls)
-    if not SCENARIOS_DIR.is_dir():
-        raise HarnessError(f"{SCENARIOS_DIR} is missing: run mtls-harness from a clone of the repository")
-    images.connect()  # a clear exit 2 before pytest starts when Docker is unreachable
-    if args.capture:
-        from harness import capture
+    from harness import engine, report
 
-        capture.require_tshark()
-    out = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").unlink(missing_ok=True)
-    pytest_args = [
-        str(SCENARIOS_DIR / "test_matrix.py"),
-        f"--rootdir={PROJECT}",
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        f"--out={out}",
-        f"--junitxml={out / 'junit.xml'}",
-    ]
-    if args.capture:
-        pytest_args.append("--capture-pcap")
-    if args.jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
-    pytest_args.append(f"--jobs={args.jobs}")
-    for flag, values in (
-        ("--server", args.server),
-        ("--client", args.client),
-        ("--scenario", args.scenario),
-        ("--tls", args.tls),
-    ):
-        pytest_args += [f"{flag}={value}" for value in values]
-    print(f"running {len(cells)} cell(s); artefacts in {out}")
-    status = int(pytest.main([*pytest_args, *args.pytest_args]))
-    results = out / "results.json"
-    if results.is_file():
-        from rich.console import Console
+    options = engine.Options.from_values(vars(args))
+    engine.plan(options)  # every option checked before anything is created or deleted
+    console = Console()
+    progress: report.LiveProgress | None = None
 
-        from harness import report
+    def start(total: int) -> None:
+        nonlocal progress
+        console.print(f"running {total} cell(s); artefacts in {options.out.resolve()}")
+        progress = report.LiveProgress(total).__enter__()
 
-        document = json.loads(results.read_text())
-        console = Console()
-        console.print(report.tables(document))
-        console.print(f"results: {results}")
-        console.print(report.summary_line(document), style="bold")
-    if status == 0:
-        return 0
-    if status == 1:
-        return 1
-    if status == 2:
+    def done(result: matrix.CellResult) -> None:
+        if progress is not None:
+            progress.cell_done(result.passed or result.unsupported)
+
+    try:
+        outcome = engine.run_matrix(
+            options, say=lambda line: console.print(f"[images] {line}"), on_start=start, on_done=done
+        )
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.__exit__(None, None, None)
+        results = options.out.resolve() / "results.json"
+        written = f"; the {len(list_cells(results))} finished cell(s) are in {results}" if results.is_file() else ""
+        print(f"mtls-harness: interrupted{written}; every container of the run was removed", file=sys.stderr)
         return 130
-    raise HarnessError(f"pytest ended with status {status}; see the output above")
+    if progress is not None:
+        progress.__exit__(None, None, None)
+    document = outcome.document
+    if document is None:
+        raise HarnessError("no cell ran")
+    if args.tables:
+        console.print(report.tables(document))
+    for result in sorted(outcome.results.values(), key=lambda r: r.cell.id):
+        if result.status == "failed":
+            console.print(result.explain(), markup=False, highlight=False)
+    console.print(f"results: {options.out.resolve() / 'results.json'}")
+    console.print(report.summary_line(document), style="bold")
+    return 0 if document["run"]["counts"]["failed"] == 0 else 1
+
+
+def list_cells(results: Path) -> list[object]:
+    try:
+        cells: list[object] = json.loads(results.read_text())["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return cells
 
 
 COMMANDS = {
     "certs": cmd_certs,
     "images": cmd_images,
     "matrix": cmd_matrix,
+    "impls": cmd_impls,
     "scenarios": cmd_scenarios,
     "pcap": cmd_pcap,
     "merge": cmd_merge,
@@ -230,6 +242,9 @@ def _sigterm(_signum: int, _frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Ctrl-C and SIGTERM end the run the same way, whatever this process inherited
+    # (a shell that ignores SIGINT for background jobs, nohup).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _sigterm)
     try:
         return COMMANDS[args.command](args)
@@ -241,5 +256,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mtls-harness: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("mtls-harness: interrupted; containers of this run were removed", file=sys.stderr)
+        print("mtls-harness: interrupted", file=sys.stderr)
         return 130

@@ -5,9 +5,12 @@ automatically: pull ``debian:bookworm-slim``; when that fails, bootstrap a root 
 system with ``mmdebstrap`` from the host's own apt sources and ``docker import`` it.
 Every other image is ``FROM`` the base and installs Debian packages only.
 
-Each image is tagged ``mtls-harness/<name>:latest`` and ``mtls-harness/<name>:<hash>``,
-where the hash covers the files of its folder and its parent image's id: an image is
-rebuilt only when one of those changes.
+Which images exist is data: the two infrastructure images (``base``, ``capture``) and
+every implementation whose manifest says the harness builds it (harness.registry).
+Each image is tagged ``<repository>:latest`` and ``<repository>:<hash>`` (repository
+``mtls-harness/<name>`` unless its manifest names another), where the hash covers the
+files of its folder (not its manifest or recorded outputs, which no image holds) and
+its parent image's id: an image is rebuilt only when one of those changes.
 """
 
 from __future__ import annotations
@@ -21,21 +24,26 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
 
 from harness.errors import EnvironmentProblem, HarnessError
 
+if TYPE_CHECKING:
+    from harness.registry import Registry
+
 REPO = "mtls-harness"
-IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
 ROOTFS = f"{REPO}/rootfs"
 PULL_SOURCE = "debian:bookworm-slim"
 SUITE = "bookworm"
 SUITES = {SUITE, f"{SUITE}-updates", f"{SUITE}-security", f"{SUITE}-backports"}
-#: Build order: each image's parent comes first.
-IMAGES = ("base", "node", "curl", "python", "capture")
+#: The images that are not implementations: the common base and the capture sidecar.
+BASE = "base"
+CAPTURE = "capture"
+#: Files of an implementation folder that no image holds (they do not change its hash).
+NOT_IMAGE_INPUTS = ("impl.toml", "recorded")
 IMAGE_LABEL = "org.mtls-harness.image"
 PULL_TIMEOUT_S = 60
 BOOTSTRAP_TIMEOUT_S = 900
@@ -60,7 +68,10 @@ def input_hash(folder: Path, parent_id: str) -> str:
     """Hash of every file in ``folder`` (path and bytes) and the parent image id."""
     digest = hashlib.sha256(parent_id.encode())
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        relative = path.relative_to(folder)
+        if relative.parts[0] in NOT_IMAGE_INPUTS or "__pycache__" in relative.parts:
+            continue
+        digest.update(str(relative).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
@@ -233,28 +244,43 @@ def bootstrap_rootfs(client: docker.DockerClient, say: Say) -> str:
     return image_id
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """One image to build: its folder, and the repository its tags go to."""
+
+    name: str
+    folder: Path
+    repository: str
+
+
+def infrastructure(name: str) -> Recipe:
+    from harness.registry import images_dir
+
+    return Recipe(name, images_dir() / name, f"{REPO}/{name}")
+
+
 def build_image(
-    client: docker.DockerClient, name: str, parent_id: str, parent_ref: str, rebuild: bool, say: Say
+    client: docker.DockerClient, recipe: Recipe, parent_id: str, parent_ref: str, rebuild: bool, say: Say
 ) -> Built:
-    folder = IMAGES_DIR / name
+    folder = recipe.folder
     if not (folder / "Dockerfile").is_file():
-        raise HarnessError(f"images/{name}/Dockerfile is missing")
+        raise HarnessError(f"{folder}/Dockerfile is missing")
     digest = input_hash(folder, parent_id)
-    tag = image_ref(name, digest)
+    tag = f"{recipe.repository}:{digest}"
     started = time.monotonic()
     existing = _image_id(client, tag)
     if existing and not rebuild:
-        client.images.get(tag).tag(f"{REPO}/{name}", "latest")
-        return Built(name, tag, existing, False, time.monotonic() - started)
+        client.images.get(tag).tag(recipe.repository, "latest")
+        return Built(recipe.name, tag, existing, False, time.monotonic() - started)
     say(f"building {tag}")
-    buildarg = "ROOTFS" if name == "base" else "BASE"
+    buildarg = "ROOTFS" if recipe.name == BASE else "BASE"
     log: list[str] = []
     try:
         for chunk in client.api.build(
             path=str(folder),
             tag=tag,
             buildargs={buildarg: parent_ref},
-            labels={IMAGE_LABEL: name, f"{IMAGE_LABEL}.inputs": digest},
+            labels={IMAGE_LABEL: recipe.name, f"{IMAGE_LABEL}.inputs": digest},
             rm=True,
             forcerm=True,
             nocache=rebuild,
@@ -269,24 +295,38 @@ def build_image(
     except docker.errors.APIError as exc:
         raise HarnessError(f"building {tag} failed: {_first_line(exc)}") from exc
     image = client.images.get(tag)
-    image.tag(f"{REPO}/{name}", "latest")
-    return Built(name, tag, str(image.id), True, time.monotonic() - started)
+    image.tag(recipe.repository, "latest")
+    return Built(recipe.name, tag, str(image.id), True, time.monotonic() - started)
 
 
 def ensure_images(
     client: docker.DockerClient,
-    names: Iterable[str] = IMAGES,
+    registry: Registry,
+    impls: Iterable[str] | None = None,
+    capture: bool = True,
     rebuild: bool = False,
     say: Say = print,
 ) -> dict[str, Built]:
-    """Build ``names`` (and the base) when their inputs changed; return what is in use."""
-    wanted = [n for n in IMAGES if n in set(names) or n == "base"]
+    """Build the base, ``impls`` (all when None) and the capture image when their inputs
+    changed; check that an implementation's own prebuilt image exists. Returns what is in use."""
+    names = registry.impls if impls is None else [registry.get(n) for n in dict.fromkeys(impls)]
     rootfs_id = ensure_rootfs(client, say)
     built: dict[str, Built] = {}
-    base = build_image(client, "base", rootfs_id, image_ref("rootfs"), rebuild, say)
-    built["base"] = base
-    for name in wanted:
-        if name == "base":
-            continue
-        built[name] = build_image(client, name, base.image_id, base.tag, rebuild, say)
+    base = build_image(client, infrastructure(BASE), rootfs_id, image_ref("rootfs"), rebuild, say)
+    built[BASE] = base
+    for impl in names:
+        if impl.build:
+            repository = impl.image.rsplit(":", 1)[0] if ":" in impl.image.rsplit("/", 1)[-1] else impl.image
+            recipe = Recipe(impl.name, impl.folder, repository)
+            built[impl.name] = build_image(client, recipe, base.image_id, base.tag, rebuild, say)
+        else:
+            found = _image_id(client, impl.image)
+            if found is None:
+                raise EnvironmentProblem(
+                    f"image {impl.image} (named by {impl.folder}/impl.toml) is not on this Docker engine: "
+                    "build or load it first, or give the folder a Dockerfile"
+                )
+            built[impl.name] = Built(impl.name, impl.image, found, False, 0.0)
+    if capture:
+        built[CAPTURE] = build_image(client, infrastructure(CAPTURE), base.image_id, base.tag, rebuild, say)
     return built

@@ -18,30 +18,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import capture, impls
+from harness import capture
 from harness.errors import HarnessError, UsageError
 from harness.pods import ExecResult, Pod, Run, ServerProcess, tail
+from harness.registry import Expected, Registry
 from harness.scenarios import TLS_VERSIONS, Scenario, ServerSide, select, wire_mismatches
 from harness.verdicts import Evidence, decide
 
 CELL_TIMEOUT_S = 15.0
 FIRST_PORT = 10000
-RESULTS_SCHEMA = 1
+#: (server implementation, its configuration, TLS version, the cell id for fresh processes or "").
+ServerKey = tuple[str, ServerSide, str, str]
+RESULTS_SCHEMA = 2
 
 
 @dataclass(frozen=True)
 class Cell:
+    """One server x client x scenario x TLS version, with what it must show.
+
+    ``expected`` comes from the catalogue and the two manifests (harness.registry);
+    ``unsupported`` says why the cell cannot run, decided before it runs.
+    """
+
     server: str
     client: str
     scenario: Scenario
     tls: str
+    expected: Expected
+    unsupported: str | None = None
 
     @property
     def id(self) -> str:
         return f"{self.server}-server--{self.client}-client--{self.scenario.id}--tls{self.tls}"
-
-    def expectation(self) -> tuple[str, str]:
-        return self.scenario.expectation(self.server, self.client, self.tls)
 
 
 def check_tls(versions: Iterable[str]) -> list[str]:
@@ -53,14 +61,15 @@ def check_tls(versions: Iterable[str]) -> list[str]:
 
 
 def plan(
+    registry: Registry,
     servers: Iterable[str] = (),
     clients: Iterable[str] = (),
     scenario_ids: Iterable[str] = (),
     tls: Iterable[str] = (),
 ) -> list[Cell]:
     """Every cell of the selection, in a stable order; empty filters mean "all"."""
-    chosen_servers = impls.check("server", servers, impls.SERVERS)
-    chosen_clients = impls.check("client", clients, impls.CLIENTS)
+    chosen_servers = registry.check("server", servers)
+    chosen_clients = registry.check("client", clients)
     chosen_tls = check_tls(tls)
     cells = []
     for scenario in select(list(scenario_ids)):
@@ -69,43 +78,87 @@ def plan(
                 continue
             for server in chosen_servers:
                 for client in chosen_clients:
-                    cells.append(Cell(server, client, scenario, version))
+                    why = registry.unsupported(server, client, scenario, version)
+                    expected = (
+                        Expected("unsupported", rule=why)
+                        if why
+                        else registry.expectation(server, client, scenario, version)
+                    )
+                    cells.append(Cell(server, client, scenario, version, expected, why))
     return cells
 
 
 @dataclass
 class CellResult:
+    """What one cell showed, against what it had to show."""
+
     cell: Cell
-    expected: str
-    reason: str
     observed: str
-    command: str
-    exit_code: int
-    stdout: str
-    stderr: str
-    server_command: str
-    server_log: str
-    duration_s: float
+    native: str = ""
+    decided_by: str = ""
+    command: str = ""
+    exit_code: int = -1
+    stdout: str = ""
+    stderr: str = ""
+    server_command: str = ""
+    server_log: str = ""
+    duration_s: float = 0.0
     artifacts: dict[str, str] = field(default_factory=dict)
     wire: dict[str, Any] | None = None
     wire_problems: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def expected(self) -> str:
+        return self.cell.expected.verdict
+
+    @property
+    def expected_native(self) -> str | None:
+        return self.cell.expected.native
+
+    @property
+    def reason(self) -> str:
+        """Why the expectation differs from the catalogue's default (a stack's rule), or why unsupported."""
+        return self.cell.unsupported or self.cell.expected.rule
 
     @property
     def captured(self) -> bool:
         return "pcap" in self.artifacts
 
     @property
+    def unsupported(self) -> bool:
+        return bool(self.cell.unsupported) and self.observed == "unsupported"
+
+    @property
+    def native_ok(self) -> bool:
+        return self.expected_native is None or self.native == self.expected_native
+
+    @property
     def passed(self) -> bool:
-        return self.observed == self.expected and not self.wire_problems
+        return self.observed == self.expected and self.native_ok and not self.wire_problems
+
+    @property
+    def status(self) -> str:
+        if self.unsupported:
+            return "unsupported"
+        return "passed" if self.passed else "failed"
 
     def explain(self) -> str:
-        """Expected vs observed, the raw evidence and where the artefacts are."""
+        """Expected vs observed, the native words, the raw evidence and where the artefacts are."""
+        expected = self.expected + (f" ({self.expected_native})" if self.expected_native else "")
         lines = [
-            f"{self.cell.id}: expected {self.expected}, observed {self.observed}",
+            f"{self.cell.id}: expected {expected}, observed {self.observed}"
+            + (f" ({self.native})" if self.native else ""),
             f"  scenario: {self.cell.scenario.summary}",
         ]
         if self.reason:
             lines.append(f"  stack rule: {self.reason}")
+        if self.cell.expected.source:
+            lines.append(f"  source: {self.cell.expected.source}")
+        if not self.native_ok:
+            lines.append(f"  native words: expected {self.expected_native!r}, the stack said {self.native!r}")
+        if self.decided_by:
+            lines.append(f"  decided by: {self.decided_by}")
         for problem in self.wire_problems:
             lines.append(f"  wire: {problem}")
         lines += [
@@ -130,16 +183,35 @@ class CellResult:
             "scenario": self.cell.scenario.id,
             "tls": self.cell.tls,
             "expected": self.expected,
+            "expected_native": self.expected_native,
             "observed": self.observed,
+            "native": self.native,
             "passed": self.passed,
+            "status": self.status,
             "reason": self.reason or None,
+            "source": self.cell.expected.source or None,
+            "decided_by": self.decided_by or None,
             "duration_s": round(self.duration_s, 4),
             "exit_code": self.exit_code,
             "command": self.command,
             "server_command": self.server_command,
             "artifacts": self.artifacts,
             **({"wire": self.wire} if self.captured else {}),
+            **({"wire_problems": self.wire_problems} if self.wire_problems else {}),
         }
+
+
+def schedule(cells: Sequence[Cell], key: Callable[[Cell], Any]) -> list[list[Cell]]:
+    """Cells grouped by server process, largest group first; each group runs in order."""
+    groups: dict[Any, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(key(cell), []).append(cell)
+    return sorted(groups.values(), key=len, reverse=True)
+
+
+def schedule_order(cells: Sequence[Cell]) -> list[Cell]:
+    """The order in which ``jobs`` workers reach the cells, near enough: group by group."""
+    return [cell for group in schedule(cells, lambda c: (c.server, c.scenario.server, c.tls)) for cell in group]
 
 
 @dataclass
@@ -156,12 +228,13 @@ class Pending:
 class Runner:
     """Runs cells in a ``Run``: starts server processes on demand and execs clients."""
 
-    def __init__(self, run: Run, capture: bool = False, purpose: str = "matrix"):
+    def __init__(self, run: Run, registry: Registry, capture: bool = False, purpose: str = "matrix"):
         self.run = run
+        self.registry = registry
         self.capture = capture
         self.purpose = purpose
-        self._servers: dict[tuple[str, ServerSide, str], ServerProcess] = {}
-        self._server_locks: dict[tuple[str, ServerSide, str], threading.Lock] = {}
+        self._servers: dict[ServerKey, ServerProcess] = {}
+        self._server_locks: dict[ServerKey, threading.Lock] = {}
         self._lock = threading.Lock()
         self._next_port = FIRST_PORT
         self._pending: list[Pending] = []
@@ -170,10 +243,14 @@ class Runner:
     def path_in(self, relative: str) -> str:
         return self.run.container_path(self.run.certs_dir / relative)
 
-    @staticmethod
-    def server_key(cell: Cell) -> tuple[str, ServerSide, str]:
-        """Cells with the same key share one server process (and so run one at a time)."""
-        return (cell.server, cell.scenario.server, cell.tls)
+    def server_key(self, cell: Cell) -> ServerKey:
+        """Cells with the same key share one server process (and so run one at a time).
+
+        A server whose manifest says it keeps state across connections that can change
+        a verdict (``fresh_process``) gets a process of its own for every cell.
+        """
+        fresh = self.registry.server(cell.server).fresh_process
+        return (cell.server, cell.scenario.server, cell.tls, cell.id if fresh else "")
 
     def server_for(self, cell: Cell) -> ServerProcess:
         """The cell's server process, started once per configuration, even from two threads."""
@@ -188,16 +265,27 @@ class Runner:
                     return self._servers[key]
                 port = self._next_port
                 self._next_port += 1
-            command = impls.server_command(cell.server, cell.scenario.server, cell.tls, port, self.path_in)
+            argv, workdir = self.registry.server_command(
+                cell.server, cell.scenario.server, cell.tls, port, self.path_in
+            )
             pod = self.run.pod(cell.server, self.purpose, capture=self.capture)
-            process = pod.start_server(f"{cell.server}-{port}", command.argv, port, workdir=command.workdir)
+            ready = self.registry.server(cell.server).ready
+            process = pod.start_server(f"{cell.server}-{port}", argv, port, workdir=workdir, ready_text=ready)
             with self._lock:
                 self._servers[key] = process
             return process
 
     def run_cell(self, cell: Cell, defer_wire: bool = False) -> CellResult:
         """Run one cell. With ``defer_wire`` its capture is inspected later, in one pass
-        per pod (``finish_wire``); until then its result carries no wire."""
+        per pod (``finish_wire``); until then its result carries no wire. A cell its
+        implementations cannot run is ``unsupported`` without starting anything."""
+        if cell.unsupported:
+            outcome = CellResult(cell, "unsupported", native=cell.unsupported)
+            cell_dir = self.run.out_dir / "cells" / cell.id
+            cell_dir.mkdir(parents=True, exist_ok=True)
+            outcome.artifacts = {"dir": str(cell_dir)}
+            self._write_record(outcome)
+            return outcome
         server = self.server_for(cell)
         # A cell's time starts once its server listens: starting a server process is
         # paid once per configuration, not per cell.
@@ -206,7 +294,7 @@ class Runner:
         cell_dir = self.run.out_dir / "cells" / cell.id
         cell_dir.mkdir(parents=True, exist_ok=True)
         url = f"https://localhost:{server.port}"
-        command = impls.client_command(cell.client, cell.scenario.client, url, self.path_in)
+        argv, workdir = self.registry.client_command(cell.client, cell.scenario.client, url, self.path_in)
         follower = server.pod.capture
         environment, first_packet = None, 0
         if follower is not None:
@@ -216,9 +304,9 @@ class Runner:
             first_packet = follower.poll()
         result: ExecResult = server.pod.exec(
             cell.client,
-            command.argv,
+            argv,
             timeout_s=CELL_TIMEOUT_S,
-            workdir=command.workdir,
+            workdir=workdir,
             environment=environment,
             marker=cell.id if follower is not None else None,
         )
@@ -230,20 +318,16 @@ class Runner:
             "client_stderr": str(cell_dir / "client.stderr"),
             "server_log": str(cell_dir / "server.log"),
         }
-        expected, reason = cell.expectation()
         outcome = CellResult(
             cell,
-            expected,
-            reason,
             "",
-            command.display(),
-            result.exit_code,
-            stdout,
-            stderr,
-            " ".join(server.argv),
-            server.log_text()[offset:],
-            0.0,
-            artifacts,
+            command=" ".join(argv),
+            exit_code=result.exit_code,
+            stdout=stdout,
+            stderr=stderr,
+            server_command=" ".join(server.argv),
+            server_log=server.log_text()[offset:],
+            artifacts=artifacts,
         )
         (cell_dir / "client.stdout").write_text(stdout)
         (cell_dir / "client.stderr").write_text(stderr)
@@ -265,10 +349,11 @@ class Runner:
         self, outcome: CellResult, wire: dict[str, Any] | None, alerts: list[tuple[str, str]], captured: bool = False
     ) -> None:
         """Decide the verdict (with the wire's alerts when captured) and check the wire."""
-        observed = decide(Evidence(outcome.cell.client, outcome.exit_code, outcome.stdout, outcome.stderr, alerts))
-        if observed == "unsupported" and "not found" in outcome.stderr:
-            observed = "harness-error:client-missing"
-        outcome.observed = observed
+        evidence = Evidence(outcome.exit_code, outcome.stdout, outcome.stderr, outcome.server_log, alerts)
+        decision = decide(
+            evidence, self.registry.client(outcome.cell.client), self.registry.server(outcome.cell.server)
+        )
+        outcome.observed, outcome.native, outcome.decided_by = decision.verdict, decision.native, decision.rule
         if captured or outcome.cell.id in self._captured:
             outcome.wire = wire
             outcome.wire_problems = wire_mismatches(outcome.cell.scenario, outcome.expected, wire)
@@ -342,17 +427,15 @@ class Runner:
 
     def failed(self, cell: Cell, exc: BaseException, started: float) -> CellResult:
         """The result of a cell the harness could not run: never a pass, always explained."""
-        expected, reason = cell.expectation()
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return CellResult(
-            cell, expected, reason, "harness-error:" + message, "", -1, "", "", "", "", time.monotonic() - started
-        )
+        return CellResult(cell, "harness-error:" + message, duration_s=time.monotonic() - started)
 
     def run_cells(
         self,
         cells: Sequence[Cell],
         jobs: int,
         on_done: Callable[[CellResult], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> dict[str, CellResult]:
         """Run ``cells`` with up to ``jobs`` at once; return the results by cell id.
 
@@ -360,12 +443,9 @@ class Runner:
         capture are cut per cell by time of arrival); different server processes run in
         parallel. Ctrl-C stops handing out cells and lets the running ones finish.
         """
-        groups: dict[tuple[str, ServerSide, str], list[Cell]] = {}
-        for cell in cells:
-            groups.setdefault(self.server_key(cell), []).append(cell)
-        ordered = sorted(groups.values(), key=len, reverse=True)
+        ordered = schedule(cells, self.server_key)
         results: dict[str, CellResult] = {}
-        stop = threading.Event()
+        stop = stop or threading.Event()
 
         def work(group: list[Cell]) -> None:
             for cell in group:
@@ -393,53 +473,68 @@ class Runner:
             self.finish_wire()
         return results
 
-    def versions(self, pod_impl: str) -> dict[str, str]:
-        """Versions of each stack, asked of the images themselves."""
-        probes = {
-            "node": ("node", ["node", "-p", "process.version + ' (OpenSSL ' + process.versions.openssl + ')'"]),
-            "python": (
-                "python",
-                [
-                    "python3",
-                    "-c",
-                    "import ssl,sys,OpenSSL,requests;"
-                    "print(sys.version.split()[0], ssl.OPENSSL_VERSION, 'pyOpenSSL', OpenSSL.__version__,"
-                    " 'requests', requests.__version__)",
-                ],
-            ),
-            "curl": ("curl", ["curl", "--version"]),
-        }
+    def versions(self, names: Iterable[str]) -> dict[str, str]:
+        """Each implementation's version, asked of its own image (its manifest's probe)."""
         found: dict[str, str] = {}
-        for name, (impl, argv) in probes.items():
+        for name in names:
+            impl = self.registry.get(name)
             try:
-                result = self.run.pod(pod_impl, self.purpose, capture=self.capture).exec(impl, argv, timeout_s=20)
+                result = self.run.probe(name, impl.version_argv, timeout_s=20)
             except Exception as exc:  # a version probe never fails the run
-                found[name] = f"unknown ({type(exc).__name__})"
+                found[name] = f"unknown ({type(exc).__name__}: {str(exc)[:120]})"
                 continue
             text = result.stdout.decode(errors="replace").strip().splitlines()
             found[name] = (
                 text[0]
-                if text
+                if text and result.exit_code == 0
                 else f"unknown (exit {result.exit_code}: {tail(result.stderr.decode(errors='replace'))})"
             )
         return found
 
 
-def write_results(path: Path, meta: dict[str, Any], results: Sequence[CellResult]) -> None:
-    """``results.json``: run metadata and one record per cell (schema in README.md)."""
-    counts = {"cells": len(results), "passed": sum(r.passed for r in results)}
-    counts["failed"] = counts["cells"] - counts["passed"]
-    counts["unsupported"] = sum(r.observed == "unsupported" for r in results)
-    counts["passed"] -= counts["unsupported"]
+def count(records: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """cells, passed, failed and unsupported of result records (unsupported is neither)."""
+    statuses = [str(r["status"]) for r in records]
+    return {
+        "cells": len(statuses),
+        "passed": statuses.count("passed"),
+        "failed": statuses.count("failed"),
+        "unsupported": statuses.count("unsupported"),
+    }
+
+
+def scenario_records(results: Iterable[CellResult]) -> dict[str, dict[str, Any]]:
+    """The catalogue entries the results use: summary, default verdict, pinned native words."""
+    found: dict[str, dict[str, Any]] = {}
+    for result in results:
+        scenario = result.cell.scenario
+        found.setdefault(
+            scenario.id,
+            {
+                "summary": scenario.summary,
+                "expected": scenario.expected,
+                "by_tls": {case.tls: {"expected": case.verdict, "reason": case.reason} for case in scenario.by_tls},
+                "native": dict(scenario.native),
+            },
+        )
+    return dict(sorted(found.items()))
+
+
+def write_results(path: Path, meta: dict[str, Any], results: Sequence[CellResult]) -> dict[str, Any]:
+    """``results.json`` (schema 2, harness/schema/results.schema.json): run metadata, the
+    scenarios used, and one record per cell. Returns the document."""
+    cells = [r.record() for r in sorted(results, key=lambda r: r.cell.id)]
     document = {
         "schema": RESULTS_SCHEMA,
-        "run": {**meta, "counts": counts},
-        "cells": [r.record() for r in sorted(results, key=lambda r: r.cell.id)],
+        "run": {**meta, "counts": count(cells)},
+        "scenarios": scenario_records(results),
+        "cells": cells,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(document, indent=2) + "\n")
     tmp.replace(path)
+    return document
 
 
 def now_iso() -> str:
@@ -448,33 +543,30 @@ def now_iso() -> str:
 
 def merge_documents(documents: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """One results document from shards (name, document); a cell in two shards is an error."""
+    from harness.schema import validate_results
+
     cells: dict[str, dict[str, Any]] = {}
     shards = []
+    scenarios: dict[str, Any] = {}
+    implementations: dict[str, Any] = {}
     for name, document in documents:
-        if document.get("schema") != RESULTS_SCHEMA or "cells" not in document:
-            raise UsageError(f"{name} is not a results.json of schema {RESULTS_SCHEMA}")
+        validate_results(document, name)
         for record in document["cells"]:
             if record["id"] in cells:
                 raise UsageError(f"cell {record['id']} is in two shards (the second is {name})")
             cells[record["id"]] = record
-        shards.append({"source": name, **{k: v for k, v in document["run"].items() if k != "counts"}})
+        scenarios.update(document.get("scenarios", {}))
+        implementations.update(document["run"].get("implementations", {}))
+        shards.append(
+            {"source": name, **{k: v for k, v in document["run"].items() if k not in ("counts", "implementations")}}
+        )
     records = sorted(cells.values(), key=lambda r: str(r["id"]))
-    passed = sum(1 for r in records if r["passed"] and r["observed"] != "unsupported")
-    unsupported = sum(1 for r in records if r["observed"] == "unsupported")
-    counts = {
-        "cells": len(records),
-        "passed": passed,
-        "failed": len(records) - passed - unsupported,
-        "unsupported": unsupported,
-    }
-    first = shards[0] if shards else {}
     run = {
         "run_id": "merged:" + ",".join(str(s.get("run_id", "")) for s in shards),
         "started": min((str(s.get("started", "")) for s in shards), default=""),
         "finished": max((str(s.get("finished", "")) for s in shards), default=""),
-        "versions": first.get("versions", {}),
-        "images": first.get("images", {}),
+        "implementations": implementations,
         "shards": shards,
-        "counts": counts,
+        "counts": count(records),
     }
-    return {"schema": RESULTS_SCHEMA, "run": run, "cells": records}
+    return {"schema": RESULTS_SCHEMA, "run": run, "scenarios": dict(sorted(scenarios.items())), "cells": records}

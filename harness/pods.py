@@ -33,6 +33,7 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 
 from harness.capture import CAPTURE_FILTER, MARKER_PORT, MARKER_PREFIX, PcapFollower
+from harness.certs import role_view
 from harness.errors import HarnessError
 from harness.images import image_ref
 
@@ -43,6 +44,10 @@ HOST_LABEL = f"{LABEL}.host"
 ROLE_LABEL = f"{LABEL}.role"
 CERTS_MOUNT = "/certs"
 OUT_MOUNT = "/out"
+#: The per-role views of the certificates folder, under the run's output folder.
+VIEWS_DIR = "views"
+#: The parts of the output folder each role writes (and so mounts).
+WRITES = {"server": ("servers",), "client": ("cells",), "capture": ("capture",)}
 READY_TIMEOUT_S = 20.0
 #: Exit status of coreutils ``timeout`` when the command ran out of time.
 TIMEOUT_EXIT = 124
@@ -99,13 +104,22 @@ class ServerProcess:
 class Run:
     """One harness run: its id, labels, output folder and every resource it created."""
 
-    def __init__(self, client: docker.DockerClient, out_dir: Path, certs_dir: Path, run_id: str | None = None):
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        out_dir: Path,
+        certs_dir: Path,
+        run_id: str | None = None,
+        images: dict[str, str] | None = None,
+    ):
         self.client = client
+        self.images = dict(images or {})
         self.run_id = run_id or new_run_id()
         self.out_dir = out_dir.resolve()
         self.certs_dir = certs_dir.resolve()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._network: Network | None = None
+        self._views: dict[str, Path] = {}
         self._pods: dict[tuple[str, str], Pod] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -141,19 +155,66 @@ class Run:
                 self._pods[(impl, purpose)] = Pod(self, impl, network, name=f"{impl}-{purpose}", capture=capture)
             return self._pods[(impl, purpose)]
 
-    def volumes(self) -> dict[str, dict[str, str]]:
-        return {
-            str(self.certs_dir): {"bind": CERTS_MOUNT, "mode": "ro"},
-            str(self.out_dir): {"bind": OUT_MOUNT, "mode": "rw"},
-        }
+    def image_for(self, impl: str) -> str:
+        """The image an implementation runs (its manifest's), ``mtls-harness/<impl>`` by default."""
+        return self.images.get(impl, image_ref(impl))
+
+    def probe(self, impl: str, argv: Sequence[str], timeout_s: float) -> ExecResult:
+        """Run ``argv`` once in a fresh, labelled, network-less container of ``impl``'s image."""
+        started = time.monotonic()
+        try:
+            container: Container = self.client.containers.run(
+                self.image_for(impl),
+                list(argv),
+                detach=True,
+                labels=dict(self.labels, **{ROLE_LABEL: f"probe:{impl}"}),
+                network_mode="none",
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+            )
+        except docker.errors.ImageNotFound as exc:
+            raise HarnessError(f"image {self.image_for(impl)} is missing: run `mtls-harness images`") from exc
+        try:
+            status = container.wait(timeout=timeout_s)
+            stdout = container.logs(stdout=True, stderr=False)
+            stderr = container.logs(stdout=False, stderr=True)
+            return ExecResult(
+                tuple(argv), int(status.get("StatusCode", -1)), stdout, stderr, time.monotonic() - started
+            )
+        finally:
+            with contextlib.suppress(docker.errors.DockerException):
+                container.remove(force=True)
+
+    def volumes(self, role: str) -> dict[str, dict[str, str]]:
+        """What a container of ``role`` mounts: least privilege (SPEC §12).
+
+        ``/certs`` is a read-only view holding every public file and only that role's
+        private keys (a client never sees a server's key); of the output folder, only the
+        part the role writes: servers their logs, clients their cells' key logs, the
+        capture sidecar its capture files. Nothing else of the run folder is visible.
+        """
+        mounts: dict[str, dict[str, str]] = {}
+        if role in ("server", "client"):
+            with self._lock:
+                if role not in self._views:
+                    self._views[role] = role_view(self.certs_dir, self.out_dir / VIEWS_DIR / role, role)
+            mounts[str(self._views[role])] = {"bind": CERTS_MOUNT, "mode": "ro"}
+        for sub in WRITES[role]:
+            folder = self.out_dir / sub
+            folder.mkdir(parents=True, exist_ok=True)
+            mounts[str(folder)] = {"bind": f"{OUT_MOUNT}/{sub}", "mode": "rw"}
+        return mounts
 
     def container_path(self, host_path: Path) -> str:
-        """Where ``host_path`` (under the certs or out folder) appears in a container."""
+        """Where ``host_path`` (under the certs or a mounted output folder) appears in a container."""
         resolved = host_path.resolve()
-        for root, mount in ((self.certs_dir, CERTS_MOUNT), (self.out_dir, OUT_MOUNT)):
+        for sub in sorted({s for subs in WRITES.values() for s in subs}):
+            root = self.out_dir / sub
             if resolved == root or root in resolved.parents:
-                return f"{mount}/{resolved.relative_to(root)}".rstrip("/")
-        raise HarnessError(f"{host_path} is not under the certificates or output folder")
+                return f"{OUT_MOUNT}/{sub}/{resolved.relative_to(root)}".rstrip("/")
+        if resolved == self.certs_dir or self.certs_dir in resolved.parents:
+            return f"{CERTS_MOUNT}/{resolved.relative_to(self.certs_dir)}".rstrip("/")
+        raise HarnessError(f"{host_path} is not under the certificates folder or a mounted output folder")
 
     def close(self) -> None:
         """Remove every container and network of this run; safe to call twice."""
@@ -187,21 +248,24 @@ class Pod:
 
     def _start(self, impl: str, role: str, command: Sequence[str] = ("sleep", "infinity"), **kwargs: Any) -> Container:
         labels = dict(self.run.labels, **{ROLE_LABEL: f"{role}:{impl}"})
-        kwargs.setdefault("cap_add", ["DAC_OVERRIDE", "KILL", "SETUID", "SETGID", "CHOWN", "FOWNER"])
+        # No capability at all unless the caller adds one (the capture sidecar's NET_RAW):
+        # a container reads what it should as the owner of the files, never by DAC_OVERRIDE.
+        if os.getuid() != 0 and role != "capture":
+            kwargs.setdefault("user", f"{os.getuid()}:{os.getgid()}")
         try:
             container: Container = self.run.client.containers.run(
-                image_ref(impl),
+                self.run.image_for(impl),
                 list(command),
                 detach=True,
                 init=True,
                 labels=labels,
-                volumes=self.run.volumes(),
+                volumes=self.run.volumes(role),
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 **kwargs,
             )
         except docker.errors.ImageNotFound as exc:
-            raise HarnessError(f"image {image_ref(impl)} is missing: run `mtls-harness images`") from exc
+            raise HarnessError(f"image {self.run.image_for(impl)} is missing: run `mtls-harness images`") from exc
         return container
 
     def _start_capture(self) -> PcapFollower:
@@ -327,7 +391,21 @@ class Pod:
         With ``marker``, the program's end is followed by the UDP marker that tells
         the capture the cell is over (see harness.capture).
         """
-        container = self.client(impl)
+        return self._exec(self.client(impl), argv, timeout_s, workdir, environment, marker)
+
+    def exec_in_server(self, argv: Sequence[str], *, timeout_s: float, workdir: str | None = None) -> ExecResult:
+        """Run ``argv`` in the pod's own (server) container, killed after ``timeout_s``."""
+        return self._exec(self.server, argv, timeout_s, workdir, None, None)
+
+    def _exec(
+        self,
+        container: Container,
+        argv: Sequence[str],
+        timeout_s: float,
+        workdir: str | None,
+        environment: dict[str, str] | None,
+        marker: str | None,
+    ) -> ExecResult:
         command = ["timeout", "-k", "2", f"{timeout_s:g}", *argv]
         if marker is not None:
             script = (

@@ -1,19 +1,18 @@
-"""The pytest side of the matrix: options, the session that owns Docker, and results.
+"""The pytest front end of the engine: one test per matrix cell, same verdicts as the CLI.
 
-``pytest scenarios`` and ``mtls-harness matrix`` both come here. One session builds the
-images it needs, generates a fresh PKI into the output folder, opens a ``Run`` (so every
-container carries the run id) and closes it on every exit path, including Ctrl-C and
-SIGTERM. Each matrix cell is one test with a readable id.
+``pytest scenarios`` and ``mtls-harness matrix`` share ``harness.engine``: the same
+options (declared once, ``engine.OPTIONS``), the same planning, the same run. The
+session opens one ``Engine`` (lock, images, PKI, a labelled ``Run``) on first use and
+always closes it, including after Ctrl-C and SIGTERM. The matrix cells run in the
+background, ``--jobs`` at once, in the engine's schedule; each test waits for its own
+cell only, so pytest's per-test timeout never covers more than one cell.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import json
-import shutil
 import signal
-import time
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,104 +21,108 @@ from typing import Any
 
 import pytest
 
-from harness import capture, certs, images, matrix, report
+from harness import capture, engine, matrix, registry, report
 from harness.errors import HarnessError
-from harness.pods import Run, sweep_stale
+from harness.pods import Run
 
 DEFAULT_OUT = Path("out/pytest")
-DEFAULT_JOBS = 8
+#: How long a test waits for its cell beyond the cells scheduled before it (they run in parallel).
+WAIT_S = 240.0
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mtls-harness")
-    group.addoption("--server", action="append", default=[], help="server implementation (repeatable)")
-    group.addoption("--client", action="append", default=[], help="client implementation (repeatable)")
-    group.addoption("--scenario", action="append", default=[], help="scenario id (repeatable)")
-    group.addoption("--tls", action="append", default=[], help="TLS version 1.2 or 1.3 (repeatable)")
-    group.addoption("--out", default=None, help=f"output folder (default {DEFAULT_OUT})")
-    group.addoption(
-        "--jobs",
-        type=int,
-        default=DEFAULT_JOBS,
-        help=f"matrix cells run at once (default {DEFAULT_JOBS}; 1 runs them one by one)",
-    )
-    group.addoption(
-        "--capture-pcap",
-        action="store_true",
-        default=False,
-        help="capture every matrix cell with tshark and assert on the wire (needs tshark on this machine)",
-    )
+    for option in engine.OPTIONS:
+        group.addoption(option.pytest_flag, **option.argparse_kwargs(pytest_front_end=True))
+
+
+def options_from(config: pytest.Config) -> engine.Options:
+    values = {option.dest: config.getoption(option.pytest_flag) for option in engine.OPTIONS}
+    values["out"] = values.get("out") or DEFAULT_OUT
+    return engine.Options.from_values(values)
 
 
 @dataclass
 class Session:
-    """What the scenario tests share: the run, its runner and the results so far."""
+    """What the scenario tests share: the engine, its run and runner, the results so far."""
 
-    run: Run
-    runner: matrix.Runner
-    out: Path
-    certs_dir: Path
-    built: dict[str, images.Built]
-    started: str
-    results: list[matrix.CellResult] = field(default_factory=list)
-    closed: bool = False
+    engine: engine.Engine
+    config: pytest.Config
+    _events: dict[str, threading.Event] = field(default_factory=dict)
+    _thread: threading.Thread | None = None
+    _error: BaseException | None = None
     _wire_runner: matrix.Runner | None = None
-    _outcomes: dict[str, matrix.CellResult] | None = None
-    seconds: float | None = None
+    closed: bool = False
 
-    def outcome(self, config: pytest.Config, cell: matrix.Cell) -> matrix.CellResult:
-        """The cell's result. The first call runs every collected cell, in parallel."""
-        if self._outcomes is None:
-            cells = config.stash.get(_CELLS_KEY, [])
-            jobs = int(config.getoption("--jobs"))
-            capman = config.pluginmanager.get_plugin("capturemanager")
-            started = time.monotonic()
-            quiet = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
-            with quiet, report.LiveProgress(len(cells)) as progress:
-                self._outcomes = self.runner.run_cells(cells, jobs, lambda r: progress.cell_done(r.passed))
-            self.seconds = time.monotonic() - started
-        if cell.id not in self._outcomes:
-            self._outcomes[cell.id] = self.runner.run_cell(cell)
-        return self._outcomes[cell.id]
+    @property
+    def run(self) -> Run:
+        assert self.engine.run is not None
+        return self.engine.run
+
+    @property
+    def runner(self) -> matrix.Runner:
+        assert self.engine.runner is not None
+        return self.engine.runner
+
+    @property
+    def registry(self) -> registry.Registry:
+        return self.engine.registry
+
+    def _start(self) -> None:
+        """Run every collected cell in the background, in the engine's schedule."""
+        cells = self.config.stash.get(_CELLS_KEY, [])
+        self._events = {cell.id: threading.Event() for cell in cells}
+
+        def done(result: matrix.CellResult) -> None:
+            self._events[result.cell.id].set()
+
+        def work() -> None:
+            try:
+                self.engine.run_cells(cells, done)
+            except BaseException as exc:  # handed to the waiting tests
+                self._error = exc
+            finally:
+                for event in self._events.values():
+                    event.set()
+
+        self._thread = threading.Thread(target=work, name="matrix", daemon=True)
+        self._thread.start()
+
+    def outcome(self, cell: matrix.Cell) -> matrix.CellResult:
+        """The cell's result: the first call starts the collected cells; this waits for one."""
+        if self._thread is None:
+            self._start()
+        event = self._events.get(cell.id)
+        if event is None:  # a cell nobody collected: run it here
+            result = self.runner.run_cell(cell)
+            self.engine.results[cell.id] = result
+            return result
+        while not event.wait(WAIT_S):
+            if self._thread is not None and not self._thread.is_alive():
+                break
+        if cell.id not in self.engine.results:
+            raise HarnessError(f"{cell.id} did not run: {self._error or 'the matrix stopped'}")
+        return self.engine.results[cell.id]
 
     def wire_runner(self) -> matrix.Runner:
         """A runner whose pods carry the capture sidecar, for the wire tests."""
         if self._wire_runner is None:
             capture.require_tshark()
-            self._wire_runner = matrix.Runner(self.run, capture=True, purpose="wire")
+            self._wire_runner = matrix.Runner(self.run, self.registry, capture=True, purpose="wire")
         return self._wire_runner
 
-    def close(self, config: pytest.Config) -> None:
+    def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        self.engine.stop.set()
         try:
-            if self.results:
-                meta = {
-                    "run_id": self.run.run_id,
-                    "started": self.started,
-                    "finished": matrix.now_iso(),
-                    "images": {name: b.tag for name, b in self.built.items()},
-                    "versions": self.runner.versions(self.results[0].cell.server),
-                    "selection": selection(config),
-                    "jobs": int(config.getoption("--jobs")),
-                    "capture": bool(config.getoption("--capture-pcap")),
-                    "seconds": round(self.seconds, 3) if self.seconds is not None else None,
-                }
-                matrix.write_results(self.out / "results.json", meta, self.results)
-                document = json.loads((self.out / "results.json").read_text())
-                report.write_html(document, self.out / "report.html")
+            if self._thread is not None:
+                self._thread.join()
+            with engine.signals_held():
+                self.engine.write()
         finally:
-            self.run.close()
-
-
-def selection(config: pytest.Config) -> dict[str, list[str]]:
-    return {
-        "server": list(config.getoption("--server")),
-        "client": list(config.getoption("--client")),
-        "scenario": list(config.getoption("--scenario")),
-        "tls": list(config.getoption("--tls")),
-    }
+            self.engine.close()
 
 
 def _sigterm(_signum: int, _frame: FrameType | None) -> None:
@@ -129,24 +132,30 @@ def _sigterm(_signum: int, _frame: FrameType | None) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "docker: needs a Docker engine")
     config.addinivalue_line("markers", "pcap: captures handshakes and inspects them (needs tshark)")
-    # SIGTERM takes the same path as Ctrl-C, so the run's finally blocks remove its containers.
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, _sigterm)
+    # SIGTERM takes the same path as Ctrl-C, so the run's finally blocks remove its containers;
+    # Ctrl-C works even when the shell that started pytest ignored it.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.SIG_IGN, None):
+            signal.signal(signal.SIGTERM, _sigterm)
+
+
+def planned(config: pytest.Config) -> tuple[registry.Registry, list[matrix.Cell]]:
+    """The session's implementations and cells, planned once."""
+    found = config.stash.get(_PLAN_KEY, None)
+    if found is None:
+        try:
+            found = engine.plan(options_from(config))
+        except HarnessError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+        config.stash[_PLAN_KEY] = found
+    return found
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cell" not in metafunc.fixturenames:
         return
-    config = metafunc.config
-    try:
-        cells = matrix.plan(
-            config.getoption("--server"),
-            config.getoption("--client"),
-            config.getoption("--scenario"),
-            config.getoption("--tls"),
-        )
-    except HarnessError as exc:
-        raise pytest.UsageError(str(exc)) from exc
+    _registry, cells = planned(metafunc.config)
     wanted = getattr(metafunc.module, "SCENARIOS", None)
     if wanted is not None:
         cells = [c for c in cells if c.scenario.id in wanted]
@@ -155,19 +164,34 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 _SESSION_KEY = pytest.StashKey[Session]()
 _CELLS_KEY = pytest.StashKey[list[matrix.Cell]]()
+_PLAN_KEY = pytest.StashKey[tuple[registry.Registry, list[matrix.Cell]]]()
+
+
+def _cell_of(item: pytest.Item) -> matrix.Cell | None:
+    callspec = getattr(item, "callspec", None)
+    cell = callspec.params.get("cell") if callspec is not None else None
+    return cell if isinstance(cell, matrix.Cell) else None
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Matrix tests in the order their cells run, so each one waits only for its own cell."""
+    cells = [cell for item in items if (cell := _cell_of(item)) is not None]
+    if not cells:
+        return
+    order = {cell.id: n for n, cell in enumerate(matrix.schedule_order(cells))}
+    first = next(i for i, item in enumerate(items) if _cell_of(item) is not None)
+    matrix_items = sorted((i for i in items if _cell_of(i) is not None), key=lambda i: order[_cell_of(i).id])  # type: ignore[union-attr]
+    others = [i for i in items if _cell_of(i) is None]
+    items[:] = others[:first] + matrix_items + others[first:]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Remember the matrix cells left after -k and friends, to run them together."""
-    cells = []
-    for item in session.items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and isinstance(callspec.params.get("cell"), matrix.Cell):
-            cells.append(callspec.params["cell"])
+    cells = [cell for item in session.items if (cell := _cell_of(item)) is not None]
     session.config.stash[_CELLS_KEY] = cells
 
 
-def _say(config: pytest.Config) -> images.Say:
+def _say(config: pytest.Config) -> engine.Say:
     """Print past pytest's output capture: which base route ran, which image is built."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
 
@@ -184,44 +208,44 @@ def _say(config: pytest.Config) -> images.Say:
 def harness(request: pytest.FixtureRequest) -> Iterator[Session]:
     """The Docker side of the session, created on first use and always closed."""
     config = request.config
-    out = Path(config.getoption("--out") or DEFAULT_OUT).resolve()
-    for stale in ("cells", "servers"):
-        shutil.rmtree(out / stale, ignore_errors=True)
+    planned(config)
     try:
-        client = images.connect()
-        sweep_stale(client)
-        wanted = {"curl", "node", "python", "capture"}
-        capture_all = bool(config.getoption("--capture-pcap"))
-        if capture_all:
-            capture.require_tshark()
-        built = images.ensure_images(client, wanted, say=_say(config))
-        certs_dir = certs.build(out / "certs")
+        prepared = engine.Engine(options_from(config), _say(config))
+        capman = config.pluginmanager.get_plugin("capturemanager")
+        quiet = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
+        with quiet:
+            prepared.open()
     except HarnessError as exc:
         pytest.exit(f"mtls-harness: {exc}", returncode=2)
-    run = Run(client, out, certs_dir)
-    session = Session(run, matrix.Runner(run, capture=capture_all), out, certs_dir, built, matrix.now_iso())
+    session = Session(prepared, config)
     config.stash[_SESSION_KEY] = session
-    atexit.register(run.close)
     try:
         yield session
     finally:
-        session.close(config)
+        session.close()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # Also reached after Ctrl-C, when fixture teardown may not have run.
     state = session.config.stash.get(_SESSION_KEY, None)
     if state is not None:
-        state.close(session.config)
+        state.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(_SESSION_KEY, None)
+    results = state.engine.out / "results.json" if state is not None else None
+    if results is not None and results.is_file():
+        import json
+
+        terminalreporter.write_line(f"mtls-harness: {report.summary_line(json.loads(results.read_text()))}; {results}")
 
 
 @pytest.fixture
-def run_cell(harness: Session, request: pytest.FixtureRequest) -> Any:
-    """Run a cell, record its result for results.json, and return it."""
+def run_cell(harness: Session) -> Any:
+    """Run a cell (or wait for it, when the matrix runs it) and return its result."""
 
     def run(cell: matrix.Cell) -> matrix.CellResult:
-        result = harness.outcome(request.config, cell)
-        harness.results.append(result)
-        return result
+        return harness.outcome(cell)
 
     return run

@@ -64,8 +64,10 @@ class LiveProgress:
 
 def _cell_text(record: dict[str, Any]) -> Text:
     observed = str(record["observed"])
+    if record.get("status") == "unsupported":
+        return Text("– unsupported", style=UNSUPPORTED)
     if record["passed"]:
-        return Text("✓ " + observed, style=UNSUPPORTED if observed == "unsupported" else PASS)
+        return Text("✓ " + observed, style=PASS)
     return Text(f"✗ {observed}\n  (expected {record['expected']})", style=FAIL)
 
 
@@ -173,7 +175,7 @@ def _link(path: str | None, base: Path, label: str) -> str:
 
 def _cell_html(record: dict[str, Any], base: Path) -> str:
     observed = str(record["observed"])
-    state = "unsupported" if observed == "unsupported" else ("pass" if record["passed"] else "fail")
+    state = {"unsupported": "unsupported", "passed": "pass"}.get(str(record.get("status")), "fail")
     artifacts = record.get("artifacts") or {}
     links = "".join(
         _link(artifacts.get(key), base, label)
@@ -186,6 +188,11 @@ def _cell_html(record: dict[str, Any], base: Path) -> str:
         )
     )
     reason = f"<div>stack rule: {_esc(record['reason'])}</div>" if record.get("reason") else ""
+    if record.get("source"):
+        reason += f"<div>source: {_esc(record['source'])}</div>"
+    native = f"<div>native: <code>{_esc(record['native'])}</code></div>" if record.get("native") else ""
+    if record.get("expected_native"):
+        native += f"<div>expected native: <code>{_esc(record['expected_native'])}</code></div>"
     wire = record.get("wire")
     wire_html = ""
     if wire:
@@ -199,7 +206,7 @@ def _cell_html(record: dict[str, Any], base: Path) -> str:
         f'<span class="verdict">{"✓" if record["passed"] else "✗"} {_esc(observed)}</span>'
         f"<details><summary>details</summary>"
         f"<div>expected: <code>{_esc(record['expected'])}</code></div>"
-        f"<div>observed: <code>{_esc(observed)}</code></div>{reason}{wire_html}"
+        f"<div>observed: <code>{_esc(observed)}</code></div>{native}{reason}{wire_html}"
         f"<div>client: <code>{_esc(record.get('command', ''))}</code> (exit {_esc(record.get('exit_code'))})</div>"
         f"<div>{links}</div></details></td>"
     )
@@ -227,8 +234,8 @@ def render_html(document: dict[str, Any], base: Path) -> str:
         ("finished", run.get("finished", "")),
         ("jobs / capture", f"{run.get('jobs', '')} / {run.get('capture', False)}"),
     ]
-    meta_rows += [(f"version: {k}", v) for k, v in sorted((run.get("versions") or {}).items())]
-    meta_rows += [(f"image: {k}", v) for k, v in sorted((run.get("images") or {}).items())]
+    for name, impl in sorted((run.get("implementations") or {}).items()):
+        meta_rows.append((name, f"{impl.get('stack', '')}: {impl.get('version', '')} [{impl.get('image', '')}]"))
     meta = "".join(f"<div>{_esc(k)}</div><div>{_esc(v)}</div>" for k, v in meta_rows)
     sections = []
     for scenario in scenario_ids:

@@ -2,17 +2,20 @@
 
 Each scenario says what the server is given (certificate, trust, mode, CRLs), what the
 client is given (certificate, key, trust), which TLS versions it runs under, and the
-expected verdict (SPEC §8). Where stacks legitimately differ, an ``Override`` gives the
-verdict for that stack with a one-line reason that the report shows. Expectations come
-from the spec or from a rule in a stack's source, never from an observed run.
+expected verdict as a stack-neutral class (SPEC §8). ``native`` pins the words a stack
+family must use for it: the OpenSSL names of SPEC §7, which the OpenSSL-based servers
+(manifest ``native_names = "openssl"``) must report, so the tutorial's strings stay
+asserted. Where one stack legitimately differs, its own manifest says so with the rule
+from its source (harness.registry); this catalogue names no implementation.
+Expectations come from the spec or from a rule, never from an observed run.
 
 Paths are relative to the certificates folder that ``mtls-harness certs`` writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import UsageError
@@ -59,22 +62,6 @@ class ClientSide:
     root_ca: str | None = SERVER_ROOT
 
 
-@dataclass(frozen=True)
-class Override:
-    """A verdict that differs for one stack, with the rule that makes it differ."""
-
-    verdict: str
-    reason: str
-    server: str | None = None
-    client: str | None = None
-    tls: str | None = None
-
-    def matches(self, server: str, client: str, tls: str) -> bool:
-        return all(
-            want is None or want == got for want, got in ((self.server, server), (self.client, client), (self.tls, tls))
-        )
-
-
 #: The alternate (client) root's name as a CertificateRequest lists it (harness.certs).
 CLIENT_ROOT_DN = "CN=mtls-harness Client PKI Root CA"
 
@@ -93,22 +80,32 @@ class Wire:
 
 
 @dataclass(frozen=True)
+class ByTls:
+    """A default that differs for one TLS version because the protocol differs, with why."""
+
+    tls: str
+    verdict: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Scenario:
     id: str
     summary: str
     server: ServerSide
     client: ClientSide
     expected: str
-    overrides: tuple[Override, ...] = ()
+    native: Mapping[str, str] = field(default_factory=dict)
+    by_tls: tuple[ByTls, ...] = ()
     tls: tuple[str, ...] = TLS_VERSIONS
     tutorial: bool = False
     wire: Wire = Wire()
 
-    def expectation(self, server: str, client: str, tls: str) -> tuple[str, str]:
-        """(expected verdict, reason it differs from the default or "")."""
-        for override in self.overrides:
-            if override.matches(server, client, tls):
-                return override.verdict, override.reason
+    def default(self, tls: str) -> tuple[str, str]:
+        """(the catalogue's verdict for ``tls``, the reason when the TLS version changes it, or "")."""
+        for case in self.by_tls:
+            if case.tls == tls:
+                return case.verdict, case.reason
         return self.expected, ""
 
 
@@ -120,32 +117,27 @@ TRUSTED_CLIENT = ClientSide(cert=CLIENT_CHAIN, key=CLIENT_KEY)
 TRUSTING_SERVER = ServerSide(root_ca=CLIENT_ROOT)
 CRL_SERVER = ServerSide(root_ca=CLIENT_ROOT, crl=CRLS)
 
-NODE_CLOSES = (
-    "Node verifies after the handshake (its OpenSSL verify callback always accepts) and "
-    "then destroys the socket for rejectUnauthorized, so no alert is sent"
-)
-NO_CERT_ALERT_12 = Override(
+NO_CERT_ALERT_12 = ByTls(
+    "1.2",
     "server-rejected:handshake_failure",
-    "OpenSSL answers a missing certificate under SSL_VERIFY_FAIL_IF_NO_PEER_CERT with handshake_failure in TLS 1.2",
-    tls="1.2",
+    "TLS 1.2 has no certificate_required alert (RFC 8446 §6.2 adds it); RFC 5246 §7.4.6 says a server "
+    "that requires a certificate answers an empty one with a fatal handshake_failure",
 )
-NON_CA_NODE = Override(
-    "reported:UNSPECIFIED",
-    "Node reports SSL_get_verify_result, the last error of a verify its callback kept going "
-    "(KEYUSAGE_NO_CERTSIGN here), and its X509ErrorCode table names no such code, so it says UNSPECIFIED",
-    server="node",
-)
+
+
+def _openssl(name: str) -> dict[str, str]:
+    """The X509_V_ERR name an OpenSSL-based server reports (SPEC §7's tables)."""
+    return {"openssl": name}
 
 
 def _require(bad: str, summary: str, server: ServerSide, client: ClientSide, alert: str) -> Scenario:
-    """A bad case of report mode run with ``--require``: OpenSSL's alert, Node's close."""
+    """A bad case of report mode run with ``--require``: the alert OpenSSL sends (SPEC §7)."""
     return Scenario(
         f"require-{bad}",
         summary + " (--require)",
         ServerSide(server.cert, server.key, server.root_ca, True, server.crl),
         client,
         f"server-rejected:{alert}",
-        (Override("server-rejected:closed", NODE_CLOSES, server="node"),),
     )
 
 
@@ -156,7 +148,8 @@ CATALOGUE: tuple[Scenario, ...] = (
         "server without --root-ca; client sends no certificate (tutorial)",
         ServerSide(),
         ClientSide(),
-        "reported:UNABLE_TO_GET_ISSUER_CERT",
+        "reported:no-cert",
+        _openssl("UNABLE_TO_GET_ISSUER_CERT"),
         tutorial=True,
         # The tutorial's Wireshark screenshot: a Certificate message with 0 certificates.
         wire=Wire(client_certificate_count=0, certificate_verify=False),
@@ -166,7 +159,8 @@ CATALOGUE: tuple[Scenario, ...] = (
         "server without --root-ca; client sends the alternate chain (tutorial)",
         ServerSide(),
         TRUSTED_CLIENT,
-        "reported:UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+        "reported:untrusted",
+        _openssl("UNABLE_TO_GET_ISSUER_CERT_LOCALLY"),
         tutorial=True,
     ),
     Scenario(
@@ -183,7 +177,8 @@ CATALOGUE: tuple[Scenario, ...] = (
         "server trusts the alternate root; client sends nothing (tutorial)",
         TRUSTING_SERVER,
         ClientSide(),
-        "reported:UNABLE_TO_GET_ISSUER_CERT",
+        "reported:no-cert",
+        _openssl("UNABLE_TO_GET_ISSUER_CERT"),
         tutorial=True,
         # Node names its ``ca`` in the CertificateRequest; the Python server does the
         # same on purpose (images/python/server_mtls.py, add_client_ca).
@@ -194,42 +189,48 @@ CATALOGUE: tuple[Scenario, ...] = (
         "client sends its leaf without the intermediate",
         TRUSTING_SERVER,
         ClientSide(cert=CLIENT_LEAF, key=CLIENT_KEY),
-        "reported:UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+        "reported:untrusted",
+        _openssl("UNABLE_TO_VERIFY_LEAF_SIGNATURE"),
     ),
     Scenario(
         "intermediate-only-anchor",
         "server trusts the client's intermediate only (no partial-chain)",
         ServerSide(root_ca=CLIENT_INTERMEDIATE),
         TRUSTED_CLIENT,
-        "reported:UNABLE_TO_GET_ISSUER_CERT",
+        "reported:untrusted",
+        _openssl("UNABLE_TO_GET_ISSUER_CERT"),
     ),
     Scenario(
         "expired-client-cert",
         "client leaf expired",
         TRUSTING_SERVER,
         _client("client-expired"),
-        "reported:CERT_HAS_EXPIRED",
+        "reported:expired",
+        _openssl("CERT_HAS_EXPIRED"),
     ),
     Scenario(
         "not-yet-valid-client-cert",
         "client leaf not yet valid",
         TRUSTING_SERVER,
         _client("client-not-yet-valid"),
-        "reported:CERT_NOT_YET_VALID",
+        "reported:not-yet-valid",
+        _openssl("CERT_NOT_YET_VALID"),
     ),
     Scenario(
         "server-auth-eku",
         "client leaf with EKU serverAuth only",
         TRUSTING_SERVER,
         _client("client-server-auth-eku"),
-        "reported:INVALID_PURPOSE",
+        "reported:purpose",
+        _openssl("INVALID_PURPOSE"),
     ),
     Scenario(
         "self-signed-client-cert",
         "client sends a self-signed leaf",
         TRUSTING_SERVER,
         _client("client-self-signed"),
-        "reported:DEPTH_ZERO_SELF_SIGNED_CERT",
+        "reported:untrusted",
+        _openssl("DEPTH_ZERO_SELF_SIGNED_CERT"),
     ),
     Scenario(
         "non-ca-issuer",
@@ -239,8 +240,8 @@ CATALOGUE: tuple[Scenario, ...] = (
         # OpenSSL 3.0 reports INVALID_CA, INVALID_PURPOSE and PATH_LENGTH_EXCEEDED from
         # check_chain_extensions, then KEYUSAGE_NO_CERTSIGN from internal_verify; a
         # server that reports SSL_get_verify_result reports the last of them.
-        "reported:KEYUSAGE_NO_CERTSIGN",
-        (NON_CA_NODE,),
+        "reported:invalid-ca",
+        _openssl("KEYUSAGE_NO_CERTSIGN"),
     ),
     Scenario(
         "crl-good-client",
@@ -254,7 +255,8 @@ CATALOGUE: tuple[Scenario, ...] = (
         "server has CRLs for every CA of the client chain; client leaf revoked",
         CRL_SERVER,
         _client("client-revoked"),
-        "reported:CERT_REVOKED",
+        "reported:revoked",
+        _openssl("CERT_REVOKED"),
     ),
     Scenario(
         "accidental-trust",
@@ -262,7 +264,8 @@ CATALOGUE: tuple[Scenario, ...] = (
         TRUSTING_SERVER,
         _client("client-from-server-pki"),
         # --root-ca replaces the default roots: the server root is nowhere in the store.
-        "reported:UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+        "reported:untrusted",
+        _openssl("UNABLE_TO_GET_ISSUER_CERT_LOCALLY"),
     ),
     Scenario(
         "mismatched-client-key",
@@ -278,7 +281,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         ServerSide(require=True),
         ClientSide(),
         "server-rejected:certificate_required",
-        (NO_CERT_ALERT_12,),
+        by_tls=(NO_CERT_ALERT_12,),
         wire=Wire(client_certificate_count=0, certificate_verify=False),
     ),
     Scenario(
@@ -287,7 +290,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         ServerSide(root_ca=CLIENT_ROOT, require=True),
         ClientSide(),
         "server-rejected:certificate_required",
-        (NO_CERT_ALERT_12,),
+        by_tls=(NO_CERT_ALERT_12,),
         wire=Wire(client_certificate_count=0, certificate_verify=False),
     ),
     _require(

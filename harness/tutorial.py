@@ -94,10 +94,3 @@ TRANSCRIPT = (
 def in_container(argv: tuple[str, ...], certs_mount: str = "/certs") -> tuple[str, ...]:
     """The tutorial's ``../tls-certs/x`` becomes ``/certs/tls-certs/x``."""
     return tuple(certs_mount + "/" + a[3:] if a.startswith("../") else a for a in argv)
-
-
-def as_server(impl: str, argv: tuple[str, ...]) -> tuple[str, ...]:
-    """The tutorial's server command for ``impl``: Node's script, or ``server-mtls``."""
-    if impl == "node":
-        return argv
-    return ("server-mtls", *argv[2:])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from harness import impls
+from harness import registry
 from harness.pytest_plugin import Session
 
 pytestmark = pytest.mark.docker
 
+REGISTRY = registry.default()
 CERT = "/certs/tls-certs/localhost-server-cert.pem"
 KEY = "/certs/tls-certs/localhost-server-key.pem"
 CLIENT = [
@@ -19,7 +20,7 @@ CLIENT = [
 ]
 
 
-@pytest.mark.parametrize("server", impls.SERVERS)
+@pytest.mark.parametrize("server", REGISTRY.servers)
 def test_server_flags(harness: Session, server: str) -> None:
     pod = harness.run.pod(server, purpose="contract")
     unknown = pod.exec(server, ["server-mtls", "--cert", CERT, "--key", KEY, "--bogus"], timeout_s=20)
@@ -30,9 +31,9 @@ def test_server_flags(harness: Session, server: str) -> None:
     assert unreadable.exit_code == 2 and b"/certs/none.pem" in unreadable.stderr
 
 
-@pytest.mark.parametrize("client", impls.CLIENTS)
+@pytest.mark.parametrize("client", REGISTRY.clients)
 def test_every_client_image_has_request_mtls(harness: Session, client: str) -> None:
-    pod = harness.run.pod("node", purpose="contract-clients")
+    pod = harness.run.pod(REGISTRY.servers[0], purpose="contract-clients")
     if not getattr(pod, "contract_server", None):
         pod.contract_server = pod.start_server(  # type: ignore[attr-defined]
             "contract",
@@ -46,3 +47,25 @@ def test_every_client_image_has_request_mtls(harness: Session, client: str) -> N
     assert bad.exit_code == 2, bad.stderr
     half = pod.exec(client, ["request-mtls", "--cert", "/certs/x.pem"], timeout_s=20)
     assert half.exit_code == 1 and b"--key" in half.stderr
+
+
+def test_each_container_sees_only_the_keys_of_its_role_and_needs_no_capability(harness: Session) -> None:
+    pod = harness.run.pod(REGISTRY.servers[0], purpose="privilege")
+    client = REGISTRY.clients[0]
+    server_key = "/certs/tls-certs/localhost-server-key.pem"
+    client_key = "/certs/alternate-tls-certs/localhost-client-key.pem"
+    stolen = pod.exec(client, ["cat", server_key], timeout_s=20)
+    assert stolen.exit_code != 0 and b"PRIVATE KEY" not in stolen.stdout
+    own = pod.exec(client, ["cat", client_key], timeout_s=20)
+    assert own.exit_code == 0 and b"PRIVATE KEY" in own.stdout
+    listing = pod.exec(client, ["sh", "-c", "find /certs /out -name '*-key.pem'; ls /out"], timeout_s=20)
+    names = listing.stdout.decode()
+    assert "server" not in names.replace("/out", "") or "server-" not in names, names
+    assert "tls-certs/localhost-server-key.pem" not in names and "variants/server-" not in names
+    assert names.strip().splitlines()[-1] == "cells"  # of the run folder, only its cells
+    server_view = pod.exec_in_server(["sh", "-c", f"cat {server_key} >/dev/null && ! cat {client_key}"], timeout_s=20)
+    assert server_view.exit_code == 0, server_view.stderr
+    for container in (pod.server, pod.client(client)):
+        container.reload()
+        assert not container.attrs["HostConfig"].get("CapAdd"), container.attrs["HostConfig"].get("CapAdd")
+        assert not container.attrs["HostConfig"].get("Privileged")

@@ -11,31 +11,33 @@ from __future__ import annotations
 
 import pytest
 
-from harness import impls
-from harness.matrix import Cell
+from harness import registry
+from harness.matrix import plan
 from harness.pytest_plugin import Session
 from harness.scenarios import CATALOGUE, TLS_VERSIONS
 
 pytestmark = pytest.mark.docker
 
+REGISTRY = registry.default()
+CELLS = {cell.id: cell for cell in plan(REGISTRY, servers=["node", "python"])}
 REPORT_MODE = [
     s for s in CATALOGUE if not s.server.require and (s.expected == "ok" or s.expected.startswith("reported:"))
 ]
 CASES = [
     pytest.param(s, client, tls, id=f"{client}-client--{s.id}--tls{tls}")
     for s in REPORT_MODE
-    for client in impls.CLIENTS
+    for client in REGISTRY.clients
     for tls in TLS_VERSIONS
 ]
 
 
 @pytest.mark.parametrize(("scenario", "client", "tls"), CASES)
 def test_python_body_equals_node_body(harness: Session, scenario, client: str, tls: str) -> None:  # type: ignore[no-untyped-def]
-    node = harness.runner.run_cell(Cell("node", client, scenario, tls))
-    python = harness.runner.run_cell(Cell("python", client, scenario, tls))
+    node = harness.runner.run_cell(CELLS[f"node-server--{client}-client--{scenario.id}--tls{tls}"])
+    python = harness.runner.run_cell(CELLS[f"python-server--{client}-client--{scenario.id}--tls{tls}"])
     assert node.exit_code == python.exit_code == 0, node.explain() + "\n" + python.explain()
-    if node.expected == python.expected:
+    if (node.expected, node.expected_native) == (python.expected, python.expected_native):
         assert python.stdout == node.stdout
     else:
         # A documented stack difference: each side must print its own expectation.
-        assert (node.observed, python.observed) == (node.expected, python.expected)
+        assert node.passed and python.passed, node.explain() + "\n" + python.explain()

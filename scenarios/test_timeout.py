@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness import registry
 from harness.pytest_plugin import Session
+from harness.scenarios import ClientSide
 from harness.verdicts import Evidence, decide
 
 pytestmark = pytest.mark.docker
@@ -20,23 +22,17 @@ while True:
 """
 
 
-@pytest.mark.parametrize("client", ["curl", "node", "python"])
+REGISTRY = registry.default()
+
+
+@pytest.mark.parametrize("client", REGISTRY.clients)
 def test_silent_peer_is_a_timeout(harness: Session, client: str) -> None:
     pod = harness.run.pod("python", purpose="silent-peer")
     if not getattr(pod, "silent", None):
         pod.silent = pod.start_server("silent-peer", ["python3", "-c", SILENT, "9443"], 9443)  # type: ignore[attr-defined]
-    argv = {
-        "curl": ["curl", "--cacert", "/certs/tls-certs/root-ca-cert.pem", "https://localhost:9443"],
-        "node": [
-            "node",
-            "request.js",
-            "--root-ca",
-            "/certs/tls-certs/root-ca-cert.pem",
-            "--url",
-            "https://localhost:9443",
-        ],
-        "python": ["request-mtls", "--root-ca", "/certs/tls-certs/root-ca-cert.pem"],
-    }[client]
-    result = pod.exec(client, argv, timeout_s=3, workdir="/opt/mtls" if client == "node" else None)
-    verdict = decide(Evidence(client, result.exit_code, result.stdout.decode(), result.stderr.decode()))
+    side = ClientSide(root_ca="tls-certs/root-ca-cert.pem")
+    argv, workdir = REGISTRY.client_command(client, side, "https://localhost:9443", "/certs/{}".format)
+    result = pod.exec(client, argv, timeout_s=3, workdir=workdir)
+    evidence = Evidence(result.exit_code, result.stdout.decode(), result.stderr.decode())
+    verdict = decide(evidence, REGISTRY.client(client), REGISTRY.server("python")).verdict
     assert verdict == "timeout", (result.exit_code, result.stderr[-300:])

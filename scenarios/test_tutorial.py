@@ -2,23 +2,29 @@
 
 Each server is started the way the tutorial starts it (its own pod, port 9443); each
 client command runs in its own container inside that pod, with the tutorial's paths
-mapped to /certs. The Python server runs the same transcript in place of Node's: its
-bodies must be byte-identical.
+mapped to /certs. Every server that reports OpenSSL's names (manifest
+``native_names = "openssl"``: Node, and the Python server in its place) runs the same
+transcript, and its bodies must be byte-identical to the tutorial's. The commands are
+the tutorial's own text (harness.tutorial); tests/test_registry.py proves the manifests'
+templates produce exactly them.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from harness import registry
 from harness.pytest_plugin import Session
-from harness.tutorial import LISTENING, TRANSCRIPT, ServerRun, Step, as_server, in_container
+from harness.scenarios import BY_ID
+from harness.tutorial import LISTENING, TRANSCRIPT, ServerRun, Step, in_container
 
 pytestmark = pytest.mark.docker
 
-NODE_WORKDIR = "/opt/mtls"
+REGISTRY = registry.default()
+BYTE_FOR_BYTE = [name for name in REGISTRY.servers if REGISTRY.server(name).native_names == "openssl"]
 CASES = [
     pytest.param(server, run, step, id=f"{server}-server--{step.client}-client--{step.id}--{run.setup}")
-    for server in ("node", "python")
+    for server in BYTE_FOR_BYTE
     for run in TRANSCRIPT
     for step in run.steps
 ]
@@ -28,10 +34,9 @@ def start(harness: Session, server: str, run: ServerRun):  # type: ignore[no-unt
     pod = harness.run.pod(server, purpose=f"tutorial-{run.setup}")
     existing = getattr(pod, "tutorial_server", None)
     if existing is None:
-        argv = in_container(as_server(server, run.argv))
-        existing = pod.start_server(
-            f"tutorial-{server}-{run.setup}", argv, 9443, workdir=NODE_WORKDIR if server == "node" else None
-        )
+        side = BY_ID[run.steps[0].id].server
+        argv, workdir = REGISTRY.server_command(server, side, None, None, "../{}".format, tutorial=True)
+        existing = pod.start_server(f"tutorial-{server}-{run.setup}", in_container(argv), 9443, workdir=workdir)
         pod.tutorial_server = existing  # type: ignore[attr-defined]
     return pod, existing
 
@@ -40,9 +45,7 @@ def start(harness: Session, server: str, run: ServerRun):  # type: ignore[no-unt
 def test_transcript(harness: Session, server: str, run: ServerRun, step: Step) -> None:
     pod, process = start(harness, server, run)
     assert process.log_text().splitlines()[0] == LISTENING
-    result = pod.exec(
-        step.client, in_container(step.argv), timeout_s=20, workdir=NODE_WORKDIR if step.client == "node" else None
-    )
+    result = pod.exec(step.client, in_container(step.argv), timeout_s=20, workdir=REGISTRY.client(step.client).workdir)
     stdout = result.stdout.decode(errors="replace")
     assert (result.exit_code, stdout) == (0, step.output + "\n"), (
         f"{' '.join(step.argv)} against {server} server ({run.setup}):\n"
@@ -66,7 +69,7 @@ def test_one_way_server(harness: Session) -> None:
             "../tls-certs/localhost-server-key.pem",
         )
     )
-    process = pod.start_server("tutorial-one-way", argv, 8443, workdir=NODE_WORKDIR)
+    process = pod.start_server("tutorial-one-way", argv, 8443, workdir=REGISTRY.server("node").workdir)
     assert process.log_text().splitlines()[0] == "Example app listening at https://localhost:8443"
     result = pod.exec(
         "curl",

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import impls
-from harness.matrix import Cell
+from harness import registry
+from harness.matrix import plan
 from harness.pytest_plugin import Session
-from harness.scenarios import BY_ID, TLS_VERSIONS
 
 pytestmark = [pytest.mark.docker, pytest.mark.pcap]
 
@@ -26,17 +25,16 @@ CURL_ONLY = (
     "require-untrusted-client-ca",
     "require-expired-client-cert",
 )
+REGISTRY = registry.default()
 CELLS = [
-    Cell(server, client, BY_ID[scenario], tls)
-    for scenario in ALL_CLIENTS + CURL_ONLY
-    for tls in TLS_VERSIONS
-    for server in impls.SERVERS
-    for client in (impls.CLIENTS if scenario in ALL_CLIENTS else ("curl",))
+    cell
+    for cell in plan(REGISTRY, scenario_ids=ALL_CLIENTS + CURL_ONLY)
+    if not cell.unsupported and (cell.scenario.id in ALL_CLIENTS or cell.client == "curl")
 ]
 
 
 @pytest.mark.parametrize("wire_cell", CELLS, ids=[c.id for c in CELLS])
-def test_wire(harness: Session, wire_cell: Cell) -> None:
+def test_wire(harness: Session, wire_cell) -> None:  # type: ignore[no-untyped-def]
     cell = wire_cell
     result = harness.wire_runner().run_cell(cell)
     assert result.wire is not None, result.explain()

@@ -22,8 +22,11 @@ def run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["matrix", "--server", "nginx"], "unknown server implementation 'nginx'"),
+        (["matrix", "--server", "no-such"], "unknown server implementation 'no-such'"),
         (["matrix", "--client", "wget"], "unknown client implementation 'wget'"),
+        (["matrix", "--jobs", "0"], "--jobs must be at least 1, got 0"),
+        (["matrix", "--impl", "/nonexistent/folder"], "no impl.toml there"),
+        (["impls", "--impl", "/nonexistent/folder"], "no impl.toml there"),
         (["matrix", "--scenario", "nope"], "unknown scenario nope"),
         (["matrix", "--tls", "1.0"], "unknown TLS version '1.0'"),
         (["certs"], "the following arguments are required: --out"),
@@ -58,6 +61,7 @@ def test_scenarios_lists_every_id_with_its_reasons(capsys: pytest.CaptureFixture
     assert main(["scenarios"]) == 0
     out = capsys.readouterr().out
     assert "no-client-cert" in out and "X509ErrorCode" in out
+    assert "node as server: reported:other" in out
 
 
 def test_table_shows_servers_by_clients() -> None:
@@ -70,6 +74,7 @@ def test_table_shows_servers_by_clients() -> None:
                 "server": "node",
                 "client": "curl",
                 "passed": True,
+                "status": "passed",
                 "observed": "ok",
                 "expected": "ok",
             },
@@ -79,6 +84,7 @@ def test_table_shows_servers_by_clients() -> None:
                 "server": "python",
                 "client": "curl",
                 "passed": False,
+                "status": "failed",
                 "observed": "timeout",
                 "expected": "ok",
             },

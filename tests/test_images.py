@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import images
+from harness import images, registry
 
 DEB822 = """Types: deb
 # a comment line
@@ -64,6 +64,17 @@ def test_input_hash_follows_files_and_parent(tmp_path: Path) -> None:
     assert images.input_hash(tmp_path, "sha256:a") != first
 
 
-def test_every_image_folder_has_a_dockerfile() -> None:
-    for name in images.IMAGES:
-        assert (images.IMAGES_DIR / name / "Dockerfile").is_file()
+def test_every_image_the_harness_builds_has_a_dockerfile() -> None:
+    for name in (images.BASE, images.CAPTURE):
+        assert (images.infrastructure(name).folder / "Dockerfile").is_file()
+    for impl in registry.default().impls:
+        assert impl.build and (impl.folder / "Dockerfile").is_file(), impl.name
+
+
+def test_manifest_and_recordings_are_not_image_inputs(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM x\n")
+    first = images.input_hash(tmp_path, "sha256:a")
+    (tmp_path / "impl.toml").write_text("name = 'x'\n")
+    (tmp_path / "recorded").mkdir()
+    (tmp_path / "recorded" / "cell.json").write_text("{}")
+    assert images.input_hash(tmp_path, "sha256:a") == first

@@ -25,10 +25,16 @@ def record(
         "scenario": scenario,
         "tls": tls,
         "expected": expected,
+        "expected_native": extra.get("expected_native"),
         "observed": observed,
+        "native": extra.get("native", ""),
         "passed": observed == expected,
+        "status": "passed" if observed == expected else "failed",
         "reason": extra.get("reason"),
+        "source": extra.get("source"),
+        "duration_s": 0.1,
         "command": "curl https://localhost:10000",
+        "server_command": "server-mtls --port 10000",
         "exit_code": 0,
         "artifacts": extra.get("artifacts", {}),
     }
@@ -36,15 +42,22 @@ def record(
 
 def document(*cells: dict[str, object], run_id: str = "r1") -> dict[str, object]:
     return {
-        "schema": 1,
+        "schema": 2,
         "run": {
             "run_id": run_id,
             "started": "2026-11-27T17:00:00+00:00",
             "finished": "2026-11-27T17:01:00+00:00",
-            "versions": {"node": "v18 <b>"},
-            "images": {},
+            "implementations": {
+                "node": {
+                    "stack": "OpenSSL 3.0",
+                    "roles": ["server"],
+                    "image": "mtls-harness/node:1",
+                    "version": "v18 <b>",
+                }
+            },
             "counts": {"cells": len(cells), "passed": 1, "failed": 1, "unsupported": 0},
         },
+        "scenarios": {},
         "cells": list(cells),
     }
 
@@ -55,12 +68,21 @@ SAMPLE = document(
         "curl",
         "no-client-cert",
         "1.3",
-        "reported:UNABLE_TO_GET_ISSUER_CERT",
-        "reported:UNABLE_TO_GET_ISSUER_CERT",
+        "reported:no-cert",
+        "reported:no-cert",
+        native="UNABLE_TO_GET_ISSUER_CERT",
         artifacts={"client_stdout": "/run/out/cells/a/client.stdout", "pcap": "/run/out/cells/a/handshake.pcap"},
     ),
     record(
-        "python", "node", "non-ca-issuer", "1.2", "reported:X", "reported:KEYUSAGE_NO_CERTSIGN", reason="rule <why>"
+        "python",
+        "node",
+        "non-ca-issuer",
+        "1.2",
+        "reported:other",
+        "reported:invalid-ca",
+        reason="rule <why>",
+        source="https://example.invalid/src.c#L1",
+        native="X",
     ),
 )
 
@@ -70,7 +92,9 @@ def test_html_has_a_grid_per_scenario_and_tls_with_states_and_links() -> None:
     assert page.count('<table class="grid"') == 2
     assert 'td class="pass"' in page and 'td class="fail"' in page
     assert 'href="cells/a/client.stdout"' in page and 'href="cells/a/handshake.pcap"' in page
-    assert "expected: <code>reported:KEYUSAGE_NO_CERTSIGN</code>" in page
+    assert "expected: <code>reported:invalid-ca</code>" in page
+    assert "native: <code>UNABLE_TO_GET_ISSUER_CERT</code>" in page
+    assert "source: https://example.invalid/src.c#L1" in page
     assert "stack rule: rule &lt;why&gt;" in page  # escaped
     assert "v18 &lt;b&gt;" in page and "v18 <b>" not in page
     for name in ("server", "client", "scenario"):
@@ -85,6 +109,23 @@ def test_merge_combines_shards_and_refuses_overlap() -> None:
     assert [s["source"] for s in merged["run"]["shards"]] == ["a", "b"]
     with pytest.raises(UsageError, match="is in two shards"):
         merge_documents([("a", a), ("a2", a)])
+
+
+@pytest.mark.parametrize(
+    ("shard", "message"),
+    [
+        ([], "is not a results.json of schema 2 (found schema 'list')"),
+        (None, "is not a results.json of schema 2"),
+        ({**SAMPLE, "schema": 1}, "found schema 1"),
+        ({**SAMPLE, "run": []}, "at run: [] is not of type 'object'"),
+        ({**SAMPLE, "cells": [{"server": "x"}]}, "at cells/0: 'id' is a required property"),
+        ({**SAMPLE, "cells": [{**SAMPLE["cells"][0], "tls": "1.1"}]}, "at cells/0/tls"),  # type: ignore[index]
+    ],
+)
+def test_merge_says_in_one_line_what_is_wrong_with_a_shard(shard: object, message: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        merge_documents([("shard.json", shard)])  # type: ignore[list-item]
+    assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_merge_command_writes_results_and_report(tmp_path: Path) -> None:

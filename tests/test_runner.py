@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.errors import HarnessError
 from harness.matrix import Cell, CellResult, Runner, plan
+from harness.registry import Registry
+from tests.stacks import toy_registry
 
 
 class FakeRunner(Runner):
-    """Records what ran where; no containers."""
+    """The real Runner's scheduling over a throwaway registry; ``run_cell`` records instead of execs."""
 
-    def __init__(self) -> None:
-        self.capture = False
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(run=None, registry=registry)  # type: ignore[arg-type]  # no containers are made
         self.order: list[str] = []
         self.active: dict[Any, int] = {}
         self.peak_same_server = 0
@@ -33,15 +36,19 @@ class FakeRunner(Runner):
         time.sleep(0.002)  # hold the cell open so that overlaps would show
         with self._guard:
             self.active[key] -= 1
-        if cell.scenario.id == "wrong-hostname" and cell.client == "node":
+        if cell.scenario.id == "wrong-hostname" and cell.client == "other":
             raise HarnessError("server did not start")
-        expected, reason = cell.expectation()
-        return CellResult(cell, expected, reason, expected, "", 0, "", "", "", "", 0.0)
+        return CellResult(cell, cell.expected.verdict)
 
 
-def test_cells_of_one_server_never_overlap_and_keep_their_order() -> None:
-    cells = plan(scenario_ids=["trusted-client", "no-client-cert", "wrong-hostname"])
-    runner = FakeRunner()
+@pytest.fixture
+def toy(tmp_path: Path) -> Registry:
+    return toy_registry(tmp_path)
+
+
+def test_cells_of_one_server_never_overlap_and_keep_their_order(toy: Registry) -> None:
+    cells = plan(toy, scenario_ids=["trusted-client", "no-client-cert", "wrong-hostname"])
+    runner = FakeRunner(toy)
     done: list[str] = []
     results = runner.run_cells(cells, jobs=6, on_done=lambda r: done.append(r.cell.id))
     assert set(results) == {c.id for c in cells} == set(done)
@@ -52,27 +59,27 @@ def test_cells_of_one_server_never_overlap_and_keep_their_order() -> None:
         assert [i for i in runner.order if i in mine] == mine
 
 
-def test_a_harness_error_is_a_failed_cell_not_a_crash() -> None:
-    cells = plan(scenario_ids=["wrong-hostname"], clients=["node"], servers=["node"], tls=["1.3"])
-    (result,) = FakeRunner().run_cells(cells, jobs=2).values()
+def test_a_harness_error_is_a_failed_cell_not_a_crash(toy: Registry) -> None:
+    cells = plan(toy, scenario_ids=["wrong-hostname"], clients=["other"], servers=["toy"], tls=["1.3"])
+    (result,) = FakeRunner(toy).run_cells(cells, jobs=2).values()
     assert result.observed == "harness-error:server did not start"
     assert not result.passed
 
 
-def test_jobs_one_runs_everything_on_one_thread() -> None:
-    runner = FakeRunner()
-    runner.run_cells(plan(scenario_ids=["trusted-client"]), jobs=1)
+def test_jobs_one_runs_everything_on_one_thread(toy: Registry) -> None:
+    runner = FakeRunner(toy)
+    runner.run_cells(plan(toy, scenario_ids=["trusted-client"]), jobs=1)
     assert len(runner.threads) == 1
 
 
-def test_an_interrupt_stops_handing_out_cells() -> None:
+def test_an_interrupt_stops_handing_out_cells(toy: Registry) -> None:
     class Interrupted(FakeRunner):
         def run_cell(self, cell: Cell, defer_wire: bool = False) -> CellResult:
             if len(self.order) == 3:
                 raise KeyboardInterrupt
             return super().run_cell(cell, defer_wire)
 
-    runner = Interrupted()
+    runner = Interrupted(toy)
     with pytest.raises(KeyboardInterrupt):
-        runner.run_cells(plan(), jobs=1)
+        runner.run_cells(plan(toy), jobs=1)
     assert len(runner.order) == 3

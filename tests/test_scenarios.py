@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import certs, impls
+from harness import certs, registry
 from harness.errors import UsageError
 from harness.matrix import plan
+from harness.rules import check_verdict
 from harness.scenarios import BY_ID, CATALOGUE, TUTORIAL_IDS, select, wire_mismatches
+
+REGISTRY = registry.default()
 
 SPEC_IDS = {
     "no-client-cert",
@@ -34,10 +37,19 @@ SPEC_IDS = {
     "expired-server-cert",
     "client-auth-eku-server",
 }
-VERDICT = re.compile(
-    r"^(ok|unsupported|timeout|reported:[A-Z0-9_]+|server-rejected:[a-z_]+|"
-    r"client-rejected:(untrusted|hostname|expired|not-yet-valid|purpose|other)|client-error:[a-z-]+)$"
-)
+#: SPEC §7's OpenSSL names, pinned as the native words of OpenSSL-based servers.
+OPENSSL_NATIVE = {
+    "no-client-cert": "UNABLE_TO_GET_ISSUER_CERT",
+    "untrusted-client-ca": "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+    "trusted-ca-no-client-cert": "UNABLE_TO_GET_ISSUER_CERT",
+    "leaf-without-intermediate": "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+    "intermediate-only-anchor": "UNABLE_TO_GET_ISSUER_CERT",
+    "expired-client-cert": "CERT_HAS_EXPIRED",
+    "not-yet-valid-client-cert": "CERT_NOT_YET_VALID",
+    "server-auth-eku": "INVALID_PURPOSE",
+    "self-signed-client-cert": "DEPTH_ZERO_SELF_SIGNED_CERT",
+    "revoked-client-cert": "CERT_REVOKED",
+}
 
 
 def test_every_spec_scenario_is_in_the_catalogue() -> None:
@@ -54,13 +66,26 @@ def test_tutorial_scenarios_are_the_four_of_the_tutorial() -> None:
 
 
 @pytest.mark.parametrize("scenario", CATALOGUE, ids=[s.id for s in CATALOGUE])
-def test_verdicts_are_well_formed_and_every_override_has_a_reason(scenario) -> None:  # type: ignore[no-untyped-def]
-    assert VERDICT.match(scenario.expected), scenario.expected
-    for override in scenario.overrides:
-        assert VERDICT.match(override.verdict)
-        assert len(override.reason) > 20
-        assert override.server in (None, *impls.SERVERS)
-        assert override.client in (None, *impls.CLIENTS)
+def test_verdicts_are_stack_neutral_classes_and_every_tls_difference_has_a_reason(scenario) -> None:  # type: ignore[no-untyped-def]
+    check_verdict(scenario.expected, scenario.id)
+    assert not re.search(r"[A-Z]", scenario.expected), "a class, not a stack's native name"
+    for case in scenario.by_tls:
+        check_verdict(case.verdict, scenario.id)
+        assert len(case.reason) > 20
+
+
+def test_spec_openssl_names_stay_pinned_as_native_words() -> None:
+    for scenario_id, name in OPENSSL_NATIVE.items():
+        assert BY_ID[scenario_id].native == {"openssl": name}
+    assert BY_ID["non-ca-issuer"].native == {"openssl": "KEYUSAGE_NO_CERTSIGN"}
+
+
+@pytest.mark.parametrize("impl", REGISTRY.impls, ids=[i.name for i in REGISTRY.impls])
+def test_every_stack_difference_names_its_rule_and_source(impl: registry.Impl) -> None:
+    for expect in impl.expectations:
+        check_verdict(expect.verdict, expect.origin)
+        assert len(expect.rule) > 20, expect.origin
+        assert re.search(r"https?://|\.(c|cc|go|rs|js|py|java|erl):?\d*", expect.source), expect.origin
 
 
 def test_every_referenced_file_is_written_by_the_pki_builder(tmp_path: Path) -> None:
@@ -79,17 +104,30 @@ def test_require_mode_pairs_every_failure_with_a_success() -> None:
 
 
 def test_plan_counts_and_ids() -> None:
-    cells = plan()
-    assert len(cells) == len(CATALOGUE) * 2 * 2 * 3
+    cells = plan(REGISTRY)
+    assert len(cells) == len(CATALOGUE) * 2 * len(REGISTRY.servers) * len(REGISTRY.clients)
     assert "node-server--curl-client--no-client-cert--tls1.3" in {c.id for c in cells}
-    tutorial = plan(scenario_ids=TUTORIAL_IDS)
-    assert len(tutorial) == 2 * 3 * 4 * 2
+    tutorial = plan(REGISTRY, scenario_ids=TUTORIAL_IDS)
+    assert len(tutorial) == 2 * len(REGISTRY.servers) * len(REGISTRY.clients) * 4
+
+
+def test_openssl_servers_must_report_the_spec_names_unless_their_manifest_differs() -> None:
+    cells = {c.id: c for c in plan(REGISTRY, servers=["node", "python"], clients=["curl"])}
+    expected = cells["python-server--curl-client--no-client-cert--tls1.3"].expected
+    assert (expected.verdict, expected.native, expected.rule) == ("reported:no-cert", "UNABLE_TO_GET_ISSUER_CERT", "")
+    node = cells["node-server--curl-client--non-ca-issuer--tls1.2"].expected
+    assert (node.verdict, node.native) == ("reported:other", "UNSPECIFIED")
+    assert "X509ErrorCode" in node.rule + node.source
+    python = cells["python-server--curl-client--non-ca-issuer--tls1.2"].expected
+    assert (python.verdict, python.native) == ("reported:invalid-ca", "KEYUSAGE_NO_CERTSIGN")
+    tls12 = cells["python-server--curl-client--require-no-client-cert--tls1.2"].expected
+    assert tls12.verdict == "server-rejected:handshake_failure" and "RFC 5246" in tls12.rule
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"servers": ["nginx"]}, "unknown server implementation 'nginx'"),
+        ({"servers": ["no-such-server"]}, "unknown server implementation 'no-such-server'"),
         ({"clients": ["wget"]}, "unknown client implementation 'wget'"),
         ({"scenario_ids": ["nope"]}, "unknown scenario nope"),
         ({"tls": ["1.1"]}, "unknown TLS version '1.1'"),
@@ -97,7 +135,7 @@ def test_plan_counts_and_ids() -> None:
 )
 def test_unknown_ids_are_usage_errors(kwargs: dict[str, list[str]], message: str) -> None:
     with pytest.raises(UsageError, match=re.escape(message)):
-        plan(**kwargs)  # type: ignore[arg-type]
+        plan(REGISTRY, **kwargs)  # type: ignore[arg-type]
 
 
 def test_select_keeps_order_and_drops_repeats() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.tutorial import LISTENING, TRANSCRIPT, as_server, in_container
+from harness.tutorial import LISTENING, TRANSCRIPT, in_container
 
 CANDIDATES = [
     Path(os.environ.get("MTLS_TUTORIAL", "/nonexistent")),
@@ -50,4 +50,3 @@ def test_paths_map_onto_the_certs_mount() -> None:
         "--cacert",
         "/certs/tls-certs/root-ca-cert.pem",
     )
-    assert as_server("python", ("node", "server-mtls.js", "--cert", "x")) == ("server-mtls", "--cert", "x")

@@ -1,7 +1,9 @@
-"""The verdict engine on real outputs recorded from the tools (tests/fixtures/outputs).
+"""The verdict engine and every stack's error map, on real outputs recorded from the stacks.
 
-Each fixture holds what a client printed in one real cell; the verdict it must map to
-comes from the scenario catalogue (the spec), not from the run that recorded it.
+Each recording (``images/<client>/recorded/<cell-id>.json``) holds what a client printed
+and what the server logged in one real cell; the verdict it must map to comes from the
+catalogue and the manifests (the spec and the stacks' rules), not from the run that
+recorded it. ``tests/tools/record_outputs.py`` writes them from a finished run.
 """
 
 from __future__ import annotations
@@ -11,73 +13,112 @@ from pathlib import Path
 
 import pytest
 
-from harness import verdicts
+from harness import registry
 from harness.matrix import plan
-from harness.verdicts import Evidence, decide
+from harness.verdicts import Evidence, decide, parse_body
 
-FIXTURES = sorted((Path(__file__).parent / "fixtures" / "outputs").glob("*.json"))
-CELLS = {cell.id: cell for cell in plan()}
+REGISTRY = registry.default()
+CELLS = {cell.id: cell for cell in plan(REGISTRY)}
+RECORDINGS = sorted(p for impl in REGISTRY.impls for p in impl.recorded_dir.glob("*.json"))
 
 
-def test_fixtures_cover_every_client_and_verdict_kind() -> None:
-    loaded = [json.loads(p.read_text()) for p in FIXTURES]
-    assert {f["client"] for f in loaded} == {"curl", "node", "python"}
-    kinds = {CELLS[f["cell"]].expectation()[0].split(":")[0] for f in loaded}
+def test_every_client_has_recordings_of_every_verdict_kind() -> None:
+    loaded = [json.loads(p.read_text()) for p in RECORDINGS]
+    recorded = {CELLS[r["cell"]].client for r in loaded}
+    assert {"curl", "node", "python"} <= recorded
+    kinds = {CELLS[r["cell"]].expected.verdict.split(":")[0] for r in loaded}
     assert kinds >= {"ok", "reported", "server-rejected", "client-rejected", "client-error"}
 
 
-@pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
+@pytest.mark.parametrize("path", RECORDINGS, ids=[p.stem for p in RECORDINGS])
 def test_recorded_output_maps_to_the_specified_verdict(path: Path) -> None:
-    fixture = json.loads(path.read_text())
-    cell = CELLS[fixture["cell"]]
-    expected, _reason = cell.expectation()
-    evidence = Evidence(fixture["client"], fixture["exit_code"], fixture["stdout"], fixture["stderr"])
-    assert decide(evidence) == expected
+    recording = json.loads(path.read_text())
+    cell = CELLS[recording["cell"]]
+    assert path.parent.parent.name == cell.client, "a recording lives beside its client's manifest"
+    evidence = Evidence(recording["exit_code"], recording["stdout"], recording["stderr"], recording["server_log"])
+    decision = decide(evidence, REGISTRY.client(cell.client), REGISTRY.server(cell.server))
+    assert decision.verdict == cell.expected.verdict, (decision, cell.expected)
+    if cell.expected.native is not None:
+        assert decision.native == cell.expected.native
+
+
+NODE = REGISTRY.client("node")
+PYTHON = REGISTRY.client("python")
+CURL = REGISTRY.client("curl")
+SERVER = REGISTRY.server("python")
 
 
 @pytest.mark.parametrize(
-    ("client", "stdout", "body"),
+    ("prefixes", "stdout", "body"),
     [
-        ("curl", '{"mTLSValid": true}\n', {"mTLSValid": True}),
+        ((), '{"mTLSValid": true}\n', {"mTLSValid": True}),
         (
-            "node",
+            ("Response: ",),
             'Response: {"mTLSValid":false,"reason":"UNABLE_TO_GET_ISSUER_CERT"}\n',
             {"mTLSValid": False, "reason": "UNABLE_TO_GET_ISSUER_CERT"},
         ),
+        ((), "{ mTLSValid: false, reason: 'CERT_HAS_EXPIRED' }\n", {"mTLSValid": False, "reason": "CERT_HAS_EXPIRED"}),
+        ((), "{ mTLSValid: true }\n", {"mTLSValid": True}),
+        # Node's util.inspect switches to double quotes when the string holds a single quote.
         (
-            "node",
-            "{ mTLSValid: false, reason: 'CERT_HAS_EXPIRED' }\n",
-            {"mTLSValid": False, "reason": "CERT_HAS_EXPIRED"},
+            (),
+            "{ mTLSValid: false, reason: \"The chain violates the signer's constraints.\" }\n",
+            {"mTLSValid": False, "reason": "The chain violates the signer's constraints."},
         ),
-        ("node", "{ mTLSValid: true }\n", {"mTLSValid": True}),
-        ("python", '{"success": true}\n', {"success": True}),
-        ("curl", "<html>", None),
+        ((), "{ mTLSValid: false, reason: 'it\\'s, a: b' }\n", {"mTLSValid": False, "reason": "it's, a: b"}),
+        ((), '{"success": true}\n', {"success": True}),
+        ((), "<html>", None),
     ],
 )
-def test_parse_body_reads_every_output_form(client: str, stdout: str, body: object) -> None:
-    assert verdicts.parse_body(client, stdout) == body
+def test_parse_body_reads_every_output_form(prefixes: tuple[str, ...], stdout: str, body: object) -> None:
+    assert parse_body(stdout, prefixes) == body
 
 
 def test_timeout_and_unsupported_come_from_the_exit_status() -> None:
-    assert decide(Evidence("curl", 124, "", "")) == "timeout"
-    assert decide(Evidence("node", 137, "", "")) == "timeout"
-    assert decide(Evidence("python", 127, "", "")) == "unsupported"
+    assert decide(Evidence(124, "", ""), CURL, SERVER).verdict == "timeout"
+    assert decide(Evidence(137, "", ""), NODE, SERVER).verdict == "timeout"
+    assert decide(Evidence(127, "", "no CRL support"), PYTHON, SERVER).verdict == "unsupported"
+    assert decide(Evidence(127, "", "sh: 1: curl: not found"), CURL, SERVER).verdict == "harness-error:client-missing"
 
 
 def test_an_unparsable_success_is_a_harness_error_not_a_pass() -> None:
-    assert decide(Evidence("curl", 0, "not json", "")) == "harness-error:unparsable-body"
+    assert decide(Evidence(0, "not json", ""), CURL, SERVER).verdict == "harness-error:unparsable-body"
+
+
+def test_a_reason_no_rule_knows_is_a_harness_error_with_the_words_kept() -> None:
+    decision = decide(Evidence(0, '{"mTLSValid": false, "reason": "SOMETHING_NEW"}', ""), CURL, SERVER)
+    assert (decision.verdict, decision.native) == ("harness-error:unmapped-reason", "SOMETHING_NEW")
+
+
+def test_no_cert_and_untrusted_share_a_name_and_the_server_log_tells_them_apart() -> None:
+    body = '{"mTLSValid": false, "reason": "UNABLE_TO_GET_ISSUER_CERT"}'
+    none = decide(Evidence(0, body, "", "handshake TLSv1.3 subject=none authorized=false"), CURL, SERVER)
+    some = decide(Evidence(0, body, "", 'handshake TLSv1.3 subject="localhost.client" authorized=false'), CURL, SERVER)
+    assert (none.verdict, some.verdict) == ("reported:no-cert", "reported:untrusted")
+    assert none.native == some.native == "UNABLE_TO_GET_ISSUER_CERT"
 
 
 def test_a_wire_alert_decides_between_alert_and_reset() -> None:
     reset = "curl: (56) OpenSSL SSL_read: Connection reset by peer, errno 104\n"
-    assert decide(Evidence("curl", 56, "", reset)) == "server-rejected:closed"
-    with_wire = Evidence("curl", 56, "", reset, wire_alerts=[("server", "certificate required")])
-    assert decide(with_wire) == "server-rejected:certificate_required"
+    assert decide(Evidence(56, "", reset), CURL, SERVER).verdict == "server-rejected:closed"
+    with_wire = Evidence(56, "", reset, wire_alerts=[("server", "certificate required")])
+    decision = decide(with_wire, CURL, SERVER)
+    assert decision.verdict == "server-rejected:certificate_required"
+    assert decision.native.startswith("56: OpenSSL SSL_read")
 
 
 def test_curls_expired_alert_sentence_is_the_servers_alert() -> None:
     # curl's own verify succeeded, so the 60 names the certificate_expired alert.
     stderr = "curl: (60) SSL certificate verification failed\nMore details here...\n"
-    assert decide(Evidence("curl", 60, "", stderr)) == "server-rejected:certificate_expired"
+    assert decide(Evidence(60, "", stderr), CURL, SERVER).verdict == "server-rejected:certificate_expired"
     problem = "curl: (60) SSL certificate problem: certificate has expired\n"
-    assert decide(Evidence("curl", 60, "", problem)) == "client-rejected:expired"
+    assert decide(Evidence(60, "", problem), CURL, SERVER).verdict == "client-rejected:expired"
+
+
+def test_the_deciding_rule_is_named() -> None:
+    stderr = (
+        "   Error Code: ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED\nError Message: tlsv13 alert certificate required\n"
+    )
+    decision = decide(Evidence(1, "", stderr), NODE, SERVER)
+    assert decision.verdict == "server-rejected:certificate_required"
+    assert "rulesets/openssl.toml alerts" in decision.rule

@@ -1,0 +1,559 @@
+"""The implementations, discovered as folders: ``images/<name>/impl.toml`` (SPEC §6).
+
+An implementation is one folder holding its Dockerfile, its small programs and a
+manifest. The manifest says, as data, everything the harness needs to know about the
+stack: its roles and image, how to start its server and client (argv templates,
+including the tutorial's own command lines), what it cannot do and why, its version
+probe and no-op floor, whether its server needs a fresh process per cell, its error map
+(native words -> verdict, harness.rules) and the expectations where it differs from
+the catalogue's default, each with the rule from the stack's own source.
+
+Nothing else in the harness names an implementation: adding a stack is adding a folder
+(or ``--impl PATH`` for a user's own, SPEC §13). ``images/MANIFEST.md`` documents the
+format; this module is its one reader.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.rules import ManifestError, Table, check_verdict, parse_table
+from harness.scenarios import BY_ID, TLS_VERSIONS, ClientSide, Scenario, ServerSide
+
+MANIFEST = "impl.toml"
+ROLES = ("server", "client")
+DEFAULT_PORT = 9443
+#: Features a cell may need; a manifest lists those its implementation lacks, with why.
+FEATURES = ("report", "require", "crl", "keylog", "tls1.2", "tls1.3")
+
+#: Placeholders each role's argv template may use (harness.scenarios' sides, plus the port/URL).
+SERVER_VALUES = ("cert", "key", "root_ca", "require", "crl", "tls_max", "port")
+CLIENT_VALUES = ("cert", "key", "root_ca", "url")
+
+#: The contract's commands (images/CONTRACT.md): used when a manifest gives no argv.
+CONTRACT_SERVER_ARGV: list[Any] = [
+    "server-mtls",
+    "--cert",
+    "{cert}",
+    "--key",
+    "{key}",
+    {"if": "root_ca", "argv": ["--root-ca", "{root_ca}"]},
+    {"if": "require", "argv": ["--require"]},
+    {"if": "crl", "argv": ["--crl", "{crl}"]},
+    {"if": "tls_max", "argv": ["--tls-max", "{tls_max}"]},
+    {"if": "port", "argv": ["--port", "{port}"]},
+]
+CONTRACT_CLIENT_ARGV: list[Any] = [
+    "request-mtls",
+    {"if": ["cert", "key"], "argv": ["--key", "{key}", "--cert", "{cert}"]},
+    {"if": "root_ca", "argv": ["--root-ca", "{root_ca}"]},
+    {"if": "url", "argv": ["--url", "{url}"]},
+]
+#: The contract's failure lines: ``   Error Code: X`` and ``Error Message: Y`` on stderr.
+CONTRACT_CODE = r"^\s*Error Code: (\S+)\s*$"
+CONTRACT_MESSAGE = r"^Error Message: (.*)$"
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+#: Maps a path relative to the certificates folder to what the program is given.
+PathIn = Callable[[str], str]
+Values = Mapping[str, "str | bool | None"]
+
+
+def images_dir() -> Path:
+    """The implementation folders shipped with the package (package data ``mtls_harness_images``)."""
+    import mtls_harness_images
+
+    return Path(mtls_harness_images.__file__).resolve().parent
+
+
+# --- argv templates --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Template:
+    """An argv template: strings with ``{placeholders}``, and optional groups
+    ``{ if = "name" | [names], unless = ..., argv = [...] }`` kept only when every ``if``
+    value is set (non-empty, true) and no ``unless`` value is."""
+
+    items: tuple[Any, ...]
+
+    def render(self, values: Values) -> tuple[str, ...]:
+        return tuple(_render(self.items, values))
+
+
+def _set(values: Values, name: str) -> bool:
+    value = values.get(name)
+    return value is not None and value is not False and value != ""
+
+
+def _render(items: Iterable[Any], values: Values) -> list[str]:
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            out.append(_PLACEHOLDER.sub(lambda m: str(values.get(m.group(1)) or ""), item))
+            continue
+        wanted = item.get("if", [])
+        unwanted = item.get("unless", [])
+        wanted = [wanted] if isinstance(wanted, str) else wanted
+        unwanted = [unwanted] if isinstance(unwanted, str) else unwanted
+        if all(_set(values, n) for n in wanted) and not any(_set(values, n) for n in unwanted):
+            out += _render(item["argv"], values)
+    return out
+
+
+def _template(value: object, origin: str, known: Sequence[str]) -> Template:
+    def check(items: object, where: str) -> None:
+        if not isinstance(items, list) or not items:
+            raise ManifestError(f"{where}: an argv template is a non-empty list")
+        for item in items:
+            if isinstance(item, str):
+                for name in _PLACEHOLDER.findall(item):
+                    if name not in known:
+                        raise ManifestError(f"{where}: unknown placeholder {{{name}}} (use {', '.join(known)})")
+            elif isinstance(item, dict):
+                extra = set(item) - {"if", "unless", "argv"}
+                if extra or "argv" not in item:
+                    raise ManifestError(f"{where}: a group is {{ if = ..., unless = ..., argv = [...] }}, got {item}")
+                for key in ("if", "unless"):
+                    names = item.get(key, [])
+                    for name in [names] if isinstance(names, str) else names:
+                        if name not in known:
+                            raise ManifestError(f"{where}: unknown condition {name!r} (use {', '.join(known)})")
+                check(item["argv"], where)
+            else:
+                raise ManifestError(f"{where}: argv items are strings or groups, got {item!r}")
+
+    check(value, origin)
+    assert isinstance(value, list)
+    return Template(tuple(value))
+
+
+# --- the manifest ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    argv: Template
+    tutorial_argv: Template | None
+    workdir: str | None
+    unsupported: Mapping[str, str]
+    ready: str
+    fresh_process: bool
+    native_names: str | None
+    reasons: Table
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    argv: Template
+    tutorial_argv: Template | None
+    workdir: str | None
+    unsupported: Mapping[str, str]
+    floor: tuple[str, ...]
+    bare_floor: tuple[str, ...] | None
+    code: re.Pattern[str]
+    message: re.Pattern[str]
+    body_prefixes: tuple[str, ...]
+    errors: Table
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """Where this stack's verdict differs from the catalogue's default, and why."""
+
+    scenarios: tuple[str, ...]
+    role: str
+    verdict: str
+    rule: str
+    source: str
+    origin: str
+    tls: str | None = None
+    peer: str | None = None
+    native: str | None = None
+
+    def matches(self, scenario: str, tls: str, peer: str) -> bool:
+        return (
+            any(fnmatch.fnmatchcase(scenario, pattern) for pattern in self.scenarios)
+            and self.tls in (None, tls)
+            and self.peer in (None, peer)
+        )
+
+
+@dataclass(frozen=True)
+class Impl:
+    name: str
+    folder: Path
+    stack: str
+    summary: str
+    roles: tuple[str, ...]
+    image: str
+    build: bool
+    version_argv: tuple[str, ...]
+    server: ServerSpec | None
+    client: ClientSpec | None
+    expectations: tuple[Expectation, ...]
+    builtin: bool = True
+
+    @property
+    def recorded_dir(self) -> Path:
+        """Real outputs of this stack's client, replayed by the unit tests against this manifest."""
+        return self.folder / "recorded"
+
+    def unsupported(self) -> dict[str, str]:
+        """Every feature this implementation lacks, by role, with its reason."""
+        found: dict[str, str] = {}
+        for role, spec in (("server", self.server), ("client", self.client)):
+            if spec is not None:
+                found.update({f"{role} {k}": v for k, v in spec.unsupported.items()})
+        return found
+
+
+def _str(doc: Mapping[str, Any], key: str, origin: str, default: str | None = None) -> str:
+    value = doc.get(key, default)
+    if not isinstance(value, str) or (default is None and not value):
+        raise ManifestError(f"{origin}: {key} must be a non-empty string")
+    return value
+
+
+def _argv(doc: Mapping[str, Any], key: str, origin: str) -> tuple[str, ...]:
+    value = doc.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ManifestError(f"{origin}: {key} must be a non-empty list of strings")
+    return tuple(value)
+
+
+def _unsupported(doc: Mapping[str, Any], origin: str) -> dict[str, str]:
+    table = doc.get("unsupported", {})
+    if not isinstance(table, dict):
+        raise ManifestError(f'{origin}.unsupported: a table of feature = "reason"')
+    for feature, reason in table.items():
+        if feature not in FEATURES:
+            raise ManifestError(f"{origin}.unsupported: unknown feature {feature!r} (use {', '.join(FEATURES)})")
+        if not isinstance(reason, str) or not reason.strip():
+            raise ManifestError(f"{origin}.unsupported.{feature}: say why, as a non-empty string")
+    return dict(table)
+
+
+def _check_keys(doc: Mapping[str, Any], allowed: set[str], origin: str) -> None:
+    unknown = set(doc) - allowed
+    if unknown:
+        raise ManifestError(
+            f"{origin}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})"
+        )
+
+
+def _server(doc: Mapping[str, Any], origin: str) -> ServerSpec:
+    _check_keys(
+        doc,
+        {"argv", "tutorial_argv", "workdir", "unsupported", "ready", "fresh_process", "native_names", "reasons"},
+        origin,
+    )
+    fresh = doc.get("fresh_process", False)
+    if not isinstance(fresh, bool):
+        raise ManifestError(f"{origin}.fresh_process must be true or false")
+    return ServerSpec(
+        argv=_template(doc.get("argv", CONTRACT_SERVER_ARGV), f"{origin}.argv", SERVER_VALUES),
+        tutorial_argv=(
+            _template(doc["tutorial_argv"], f"{origin}.tutorial_argv", SERVER_VALUES)
+            if "tutorial_argv" in doc
+            else None
+        ),
+        workdir=doc.get("workdir"),
+        unsupported=_unsupported(doc, origin),
+        ready=_str(doc, "ready", origin, "listening at"),
+        fresh_process=fresh,
+        native_names=doc.get("native_names"),
+        reasons=parse_table(doc.get("reasons"), f"{origin}.reasons", ("reason", "log")),
+    )
+
+
+def _client(doc: Mapping[str, Any], origin: str) -> ClientSpec:
+    _check_keys(
+        doc,
+        {"argv", "tutorial_argv", "workdir", "unsupported", "floor", "bare_floor", "output", "errors", "body_prefixes"},
+        origin,
+    )
+    output = doc.get("output", {})
+    if not isinstance(output, dict) or set(output) - {"code", "message"}:
+        raise ManifestError(f"{origin}.output: a table with code and message regular expressions")
+    patterns = {}
+    for key, default in (("code", CONTRACT_CODE), ("message", CONTRACT_MESSAGE)):
+        try:
+            patterns[key] = re.compile(output.get(key, default), re.MULTILINE)
+        except (re.error, TypeError) as exc:
+            raise ManifestError(f"{origin}.output.{key}: not a regular expression ({exc})") from exc
+        if patterns[key].groups < 1:
+            raise ManifestError(f"{origin}.output.{key}: the regular expression needs one group")
+    prefixes = doc.get("body_prefixes", [])
+    if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
+        raise ManifestError(f"{origin}.body_prefixes must be a list of strings")
+    return ClientSpec(
+        argv=_template(doc.get("argv", CONTRACT_CLIENT_ARGV), f"{origin}.argv", CLIENT_VALUES),
+        tutorial_argv=(
+            _template(doc["tutorial_argv"], f"{origin}.tutorial_argv", CLIENT_VALUES)
+            if "tutorial_argv" in doc
+            else None
+        ),
+        workdir=doc.get("workdir"),
+        unsupported=_unsupported(doc, origin),
+        floor=_argv(doc, "floor", origin) if "floor" in doc else ("request-mtls", "--help"),
+        bare_floor=_argv(doc, "bare_floor", origin) if "bare_floor" in doc else None,
+        code=patterns["code"],
+        message=patterns["message"],
+        body_prefixes=tuple(prefixes),
+        errors=parse_table(doc.get("errors"), f"{origin}.errors", ("code", "message", "stderr", "stdout")),
+    )
+
+
+def _expectations(entries: object, origin: str, roles: tuple[str, ...]) -> tuple[Expectation, ...]:
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        raise ManifestError(f"{origin}: expect is a list of [[expect]] tables")
+    found = []
+    for index, entry in enumerate(entries):
+        where = f"{origin}[{index}]"
+        if not isinstance(entry, dict):
+            raise ManifestError(f"{where}: an expectation is a table")
+        _check_keys(entry, {"scenario", "role", "tls", "peer", "verdict", "native", "rule", "source"}, where)
+        scenarios = entry.get("scenario")
+        scenarios = [scenarios] if isinstance(scenarios, str) else scenarios
+        if not isinstance(scenarios, list) or not scenarios or not all(isinstance(s, str) for s in scenarios):
+            raise ManifestError(f"{where}: scenario is an id, a glob or a list of them")
+        for pattern in scenarios:
+            if not any(fnmatch.fnmatchcase(known, pattern) for known in BY_ID):
+                raise ManifestError(f"{where}: scenario {pattern!r} matches no scenario of the catalogue")
+        role = entry.get("role")
+        if role not in roles:
+            raise ManifestError(f"{where}: role must be one of this implementation's roles ({', '.join(roles)})")
+        tls = entry.get("tls")
+        if tls is not None and tls not in TLS_VERSIONS:
+            raise ManifestError(f"{where}: tls must be one of {', '.join(TLS_VERSIONS)}")
+        verdict = _str(entry, "verdict", where)
+        check_verdict(verdict, where)
+        rule = _str(entry, "rule", where)
+        source = _str(entry, "source", where)
+        found.append(
+            Expectation(
+                tuple(scenarios), role, verdict, rule, source, where, tls, entry.get("peer"), entry.get("native")
+            )
+        )
+    return tuple(found)
+
+
+def load_manifest(path: Path, builtin: bool = True) -> Impl:
+    """One implementation from its manifest, or a ManifestError naming the file and the problem."""
+    folder = path.parent
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ManifestError(f"no manifest at {path} (an implementation folder holds {MANIFEST})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"{path}: {exc}") from exc
+    origin = str(path)
+    _check_keys(
+        doc, {"name", "stack", "summary", "roles", "image", "build", "version", "server", "client", "expect"}, origin
+    )
+    name = _str(doc, "name", origin)
+    if not _NAME.match(name):
+        raise ManifestError(f"{origin}: name {name!r} must be lower-case letters, digits and dashes")
+    roles = doc.get("roles")
+    if not isinstance(roles, list) or not roles or set(roles) - set(ROLES):
+        raise ManifestError(f"{origin}: roles must be a list of server and/or client")
+    for role in ROLES:
+        if (role in roles) != (role in doc) and role in doc:
+            raise ManifestError(f"{origin}: a [{role}] table but {role} is not among its roles")
+    dockerfile = (folder / "Dockerfile").is_file()
+    build = doc.get("build", dockerfile)
+    if build and not dockerfile:
+        raise ManifestError(f"{origin}: build = true but there is no Dockerfile beside the manifest")
+    image = doc.get("image", f"mtls-harness/{name}")
+    if not build and "image" not in doc:
+        raise ManifestError(f"{origin}: no Dockerfile beside the manifest, so image must name an existing image")
+    version = doc.get("version", {})
+    if not isinstance(version, dict):
+        raise ManifestError(f"{origin}: [version] is a table with argv")
+    return Impl(
+        name=name,
+        folder=folder,
+        stack=_str(doc, "stack", origin),
+        summary=_str(doc, "summary", origin, ""),
+        roles=tuple(r for r in ROLES if r in roles),
+        image=image,
+        build=bool(build),
+        version_argv=_argv(version, "argv", f"{origin} [version]"),
+        server=_server(doc.get("server", {}), f"{origin} [server]") if "server" in roles else None,
+        client=_client(doc.get("client", {}), f"{origin} [client]") if "client" in roles else None,
+        expectations=_expectations(doc.get("expect"), f"{origin} [[expect]]", tuple(r for r in ROLES if r in roles)),
+        builtin=builtin,
+    )
+
+
+# --- the registry ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A cell's expected verdict; ``rule`` and ``source`` say why when it differs from the default."""
+
+    verdict: str
+    native: str | None = None
+    rule: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Registry:
+    impls: tuple[Impl, ...]
+    _by_name: dict[str, Impl] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for impl in self.impls:
+            if impl.name in self._by_name:
+                raise ManifestError(
+                    f"two implementations are named {impl.name!r}: {self._by_name[impl.name].folder} and {impl.folder}"
+                )
+            self._by_name[impl.name] = impl
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        return tuple(i.name for i in self.impls if i.server is not None)
+
+    @property
+    def clients(self) -> tuple[str, ...]:
+        return tuple(i.name for i in self.impls if i.client is not None)
+
+    def get(self, name: str) -> Impl:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UsageError(f"unknown implementation {name!r}: choose from {', '.join(self._by_name)}") from None
+
+    def server(self, name: str) -> ServerSpec:
+        spec = self.get(name).server
+        if spec is None:
+            raise UsageError(f"{name} has no server: choose a server from {', '.join(self.servers)}")
+        return spec
+
+    def client(self, name: str) -> ClientSpec:
+        spec = self.get(name).client
+        if spec is None:
+            raise UsageError(f"{name} has no client: choose a client from {', '.join(self.clients)}")
+        return spec
+
+    def check(self, role: str, names: Iterable[str]) -> list[str]:
+        """``names`` deduplicated (all of the role when empty), or a UsageError naming the unknown one."""
+        known = self.servers if role == "server" else self.clients
+        chosen = list(dict.fromkeys(names))
+        for name in chosen:
+            if name not in known:
+                raise UsageError(f"unknown {role} implementation {name!r}: choose from {', '.join(known)}")
+        return chosen or list(known)
+
+    def images(self) -> dict[str, str]:
+        return {i.name: i.image for i in self.impls}
+
+    # --- cells ---
+
+    def unsupported(self, server: str, client: str, scenario: Scenario, tls: str) -> str | None:
+        """Why a cell cannot run on these implementations, decided before it runs; None if it can."""
+        needs = {"server": [f"tls{tls}", "require" if scenario.server.require else "report"], "client": [f"tls{tls}"]}
+        if scenario.server.crl:
+            needs["server"].append("crl")
+        for role, name in (("server", server), ("client", client)):
+            spec = self.server(name) if role == "server" else self.client(name)
+            for feature in needs[role]:
+                if feature in spec.unsupported:
+                    return f"{name} {role}: {spec.unsupported[feature]}"
+        return None
+
+    def expectation(self, server: str, client: str, scenario: Scenario, tls: str) -> Expected:
+        """The catalogue's default, unless a manifest says where its stack differs (and why).
+
+        The most specific expectation wins: one naming its peer before one that does not,
+        the server's before the client's.
+        """
+        candidates = [
+            e for e in self.get(server).expectations if e.role == "server" and e.matches(scenario.id, tls, client)
+        ]
+        candidates += [
+            e for e in self.get(client).expectations if e.role == "client" and e.matches(scenario.id, tls, server)
+        ]
+        if candidates:
+            chosen = sorted(candidates, key=lambda e: e.peer is None)[0]
+            return Expected(chosen.verdict, chosen.native, chosen.rule, chosen.source)
+        verdict, reason = scenario.default(tls)
+        native = None
+        names = self.server(server).native_names
+        if names is not None:
+            native = scenario.native.get(names)
+        return Expected(verdict, native, reason, "")
+
+    def server_command(
+        self,
+        name: str,
+        side: ServerSide,
+        tls_max: str | None,
+        port: int | None,
+        path: PathIn,
+        tutorial: bool = False,
+    ) -> tuple[tuple[str, ...], str | None]:
+        """(argv, workdir) of the server for ``side``; ``tutorial`` picks the tutorial's own command line."""
+        spec = self.server(name)
+        template = spec.tutorial_argv if tutorial and spec.tutorial_argv else spec.argv
+        values: dict[str, str | bool | None] = {
+            "cert": path(side.cert),
+            "key": path(side.key),
+            "root_ca": path(side.root_ca) if side.root_ca else None,
+            "require": side.require,
+            "crl": path(side.crl) if side.crl else None,
+            "tls_max": tls_max,
+            "port": str(port) if port not in (None, DEFAULT_PORT) else None,
+        }
+        return template.render(values), spec.workdir
+
+    def client_command(
+        self, name: str, side: ClientSide, url: str | None, path: PathIn, tutorial: bool = False
+    ) -> tuple[tuple[str, ...], str | None]:
+        """(argv, workdir) of the client for ``side`` calling ``url``."""
+        spec = self.client(name)
+        template = spec.tutorial_argv if tutorial and spec.tutorial_argv else spec.argv
+        values: dict[str, str | bool | None] = {
+            "cert": path(side.cert) if side.cert else None,
+            "key": path(side.key) if side.key else None,
+            "root_ca": path(side.root_ca) if side.root_ca else None,
+            "url": url,
+        }
+        return template.render(values), spec.workdir
+
+
+def discover(folder: Path) -> list[Path]:
+    """Every ``*/impl.toml`` under ``folder``, in name order."""
+    return sorted(folder.glob(f"*/{MANIFEST}"))
+
+
+def load(extra: Iterable[Path] = (), folder: Path | None = None) -> Registry:
+    """The shipped implementations plus ``extra`` (folders holding a manifest, or manifests)."""
+    impls = [load_manifest(path) for path in discover(folder or images_dir())]
+    for given in extra:
+        path = given / MANIFEST if given.is_dir() else given
+        if not path.is_file():
+            raise UsageError(f"--impl {given}: no {MANIFEST} there (an implementation folder holds its manifest)")
+        impls.append(load_manifest(path.resolve(), builtin=False))
+    return Registry(tuple(impls))
+
+
+@cache
+def default() -> Registry:
+    """The shipped implementations, loaded once."""
+    return load()

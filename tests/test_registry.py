@@ -1,0 +1,157 @@
+"""A stack is one folder: manifests, templates, error maps, expectations, discovery."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import registry
+from harness.errors import UsageError
+from harness.matrix import plan
+from harness.rules import ManifestError
+from harness.scenarios import BY_ID, CATALOGUE, TUTORIAL_IDS
+from harness.tutorial import TRANSCRIPT
+from harness.verdicts import Evidence, decide
+from tests.stacks import TOY_SERVER, toy_registry, write_impl
+
+HARNESS = Path(__file__).resolve().parent.parent / "harness"
+
+
+def test_a_new_folder_is_a_new_stack_with_no_code_change(tmp_path: Path) -> None:
+    found = toy_registry(tmp_path)
+    assert found.servers == ("toy",) and found.clients == ("other", "toy")
+    cells = {c.id: c for c in plan(found)}
+    assert len(cells) == len(CATALOGUE) * 2 * 1 * 2
+    # Its expectation, with its rule, replaces the catalogue's default where it says so ...
+    expired = cells["toy-server--other-client--require-expired-client-cert--tls1.3"].expected
+    assert (expired.verdict, expired.source) == (
+        "server-rejected:bad_certificate",
+        "https://example.invalid/toy/src/verify.c#L42",
+    )
+    # ... and nowhere else; it pins no OpenSSL names, being no OpenSSL server.
+    untrusted = cells["toy-server--other-client--require-untrusted-client-ca--tls1.3"].expected
+    assert (untrusted.verdict, untrusted.native, untrusted.rule) == ("server-rejected:unknown_ca", None, "")
+    assert cells["toy-server--toy-client--no-client-cert--tls1.2"].expected.native is None
+    # What it cannot do is unsupported before anything runs, with its reason.
+    crl = cells["toy-server--toy-client--revoked-client-cert--tls1.2"]
+    assert crl.unsupported and "no revocation checking" in crl.unsupported
+    assert crl.expected.verdict == "unsupported" and crl.expected.rule == crl.unsupported
+    # Selection picks it by name, and rejects what it is not.
+    assert {c.client for c in plan(found, clients=["other"])} == {"other"}
+    with pytest.raises(UsageError, match="unknown server implementation 'other'"):
+        plan(found, servers=["other"])
+
+
+def test_its_error_map_classes_its_own_words(tmp_path: Path) -> None:
+    found = toy_registry(tmp_path)
+    server, client = found.server("toy"), found.client("toy")
+    body = '{"mTLSValid": false, "reason": "too old: notAfter 2020"}'
+    assert decide(Evidence(0, body, ""), client, server).verdict == "reported:expired"
+    alert = "   Error Code: ALERT\nError Message: peer said bad certificate\n"
+    decision = decide(Evidence(1, "", alert), client, server)
+    assert (decision.verdict, decision.native) == (
+        "server-rejected:bad_certificate",
+        "ALERT: peer said bad certificate",
+    )
+    assert "toy/impl.toml [client].errors[0]" in decision.rule
+    # A shared rule set, included by name, serves the other client.
+    reset = "   Error Code: ECONNRESET\nError Message: socket hang up\n"
+    assert decide(Evidence(1, "", reset), found.client("other"), server).verdict == "server-rejected:closed"
+    assert decide(Evidence(1, "", "   Error Code: WHAT\n"), client, server).verdict == "client-error:unmapped"
+
+
+def test_impls_lists_it(tmp_path: Path) -> None:
+    write_impl(tmp_path, "toy", TOY_SERVER)
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "impls", "--no-versions", "--impl", str(tmp_path / "toy")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "toy  [server, client]  Toy TLS 1.0" in result.stdout
+    assert "no server crl: Toy TLS has no revocation checking" in result.stdout
+    assert "node  [server, client]" in result.stdout
+
+
+def test_nothing_in_the_harness_names_an_implementation() -> None:
+    names = "|".join(re.escape(i.name) for i in registry.default().impls)
+    pattern = re.compile(rf"""["']({names})["']""")
+    offenders = []
+    for path in HARNESS.rglob("*.py"):
+        if path.name in ("tutorial.py",):  # the tutorial's transcript is data (its commands name curl and node)
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if pattern.search(line):
+                offenders.append(f"{path.name}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+def test_templates_reproduce_the_tutorials_command_lines() -> None:
+    found = registry.default()
+    relative = "../{}".format
+    for run in TRANSCRIPT:
+        side = BY_ID[run.steps[0].id].server
+        argv, _ = found.server_command("node", side, None, None, relative, tutorial=True)
+        assert argv == run.argv
+        for step in run.steps:
+            client_side = BY_ID[step.id].client
+            argv, _ = found.client_command(step.client, client_side, "https://localhost:9443", relative, tutorial=True)
+            assert argv == step.argv
+    assert set(TUTORIAL_IDS) == {step.id for run in TRANSCRIPT for step in run.steps}
+
+
+def test_contract_templates_give_the_contract_flags() -> None:
+    found = registry.default()
+    side = BY_ID["require-revoked-client-cert"].server
+    argv, _ = found.server_command("python", side, "1.2", 10001, "/certs/{}".format)
+    assert argv == (
+        "server-mtls", "--cert", "/certs/tls-certs/localhost-server-cert.pem", "--key",
+        "/certs/tls-certs/localhost-server-key.pem", "--root-ca", "/certs/alternate-tls-certs/root-ca-cert.pem",
+        "--require", "--crl", "/certs/variants/alternate-crls.pem", "--tls-max", "1.2", "--port", "10001",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ('name = "x"\nimage = "x"\nroles = ["server"]\n', "stack must be a non-empty string"),
+        (TOY_SERVER.replace('roles = ["server", "client"]', 'roles = ["proxy"]'), "roles must be a list"),
+        (TOY_SERVER.replace('verdict = "reported:expired"', 'verdict = "reported:EXPIRED"'), "not a verdict of SPEC"),
+        (TOY_SERVER.replace("reason = '^too old'", "reason = '(unclosed'"), "not a valid regular expression"),
+        (TOY_SERVER.replace('scenario = ["require-expired', 'scenario = ["no-such'), "matches no scenario"),
+        (TOY_SERVER.replace('rule = "Toy TLS answers', 'rul = "Toy'), "unknown key(s) rul"),
+        (TOY_SERVER.replace('{ crl = "Toy', '{ ocsp = "Toy'), "unknown feature 'ocsp'"),
+        (
+            TOY_SERVER.replace(
+                "[[client.errors]]\ncode = '^ALERT$'",
+                "[[client.errors]]\ninclude = 'openssl.nope'\n[[client.errors]]\ncode = '^ALERT$'",
+            ),
+            "no shared rule table",
+        ),
+        (TOY_SERVER + '\n[client.output]\ncode = "no group"\n', "needs one group"),
+        (TOY_SERVER.replace('image = "example/toy:1"\n', ""), "image must name an existing image"),
+        ("name = [", "impl.toml"),
+    ],
+)
+def test_a_broken_manifest_is_one_line_naming_the_file_and_the_problem(
+    tmp_path: Path, manifest: str, message: str
+) -> None:
+    write_impl(tmp_path, "toy", manifest)
+    with pytest.raises(ManifestError) as caught:
+        registry.load(folder=tmp_path)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_two_folders_with_one_name_are_refused(tmp_path: Path) -> None:
+    write_impl(tmp_path / "a", "toy", TOY_SERVER)
+    with pytest.raises(ManifestError, match="two implementations are named 'toy'"):
+        registry.load([tmp_path / "a" / "toy"], folder=tmp_path / "a")
+    with pytest.raises(UsageError, match="no impl.toml there"):
+        registry.load([tmp_path / "missing"])
