@@ -12,15 +12,13 @@ own test.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -29,7 +27,7 @@ from xml.etree import ElementTree
 
 from harness import certs, images, matrix, registry, report
 from harness.errors import HarnessError, UsageError
-from harness.matrix import Cell, CellResult
+from harness.matrix import Cell, CellResult, signals_held
 from harness.pods import Run, new_run_id, sweep_stale
 
 DEFAULT_JOBS = 8
@@ -223,26 +221,6 @@ class Lock:
             self.held = False
 
 
-@contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the block ends (cleanup is not interrupted by them)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        # What arrived meanwhile is dropped: the run is already ending because of it.
-        for _ in range(8):
-            pending = signal.sigpending() & held
-            if not pending:
-                break
-            signal.sigwait(pending)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
-
-
 # --- the engine -----------------------------------------------------------------------
 
 
@@ -430,14 +408,22 @@ def run_matrix(
     marked ``interrupted``, and KeyboardInterrupt goes on to the caller.
     """
     engine = Engine(options, say)
-    with engine:
+    engine.open()
+    try:
         if on_start is not None:
             on_start(len(engine.cells))
         try:
             engine.run_cells(engine.cells, on_done)
         except KeyboardInterrupt:
+            # From here to the end, more Ctrl-C waits: the results are written, then the
+            # run's containers removed, without being cut short.
             with signals_held():
-                engine.write()
+                try:
+                    engine.write()
+                finally:
+                    engine.close()
             raise
         document = engine.write()
+    finally:
+        engine.close()
     return Outcome(document, engine.results, engine.interrupted)

@@ -8,11 +8,13 @@ them); every distinct configuration gets its own process on its own port.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,6 +201,26 @@ class CellResult:
             **({"wire": self.wire} if self.captured else {}),
             **({"wire_problems": self.wire_problems} if self.wire_problems else {}),
         }
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block ends (what arrived meanwhile is dropped:
+    the run is already ending because of it). Only the main thread can hold them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        for _ in range(16):
+            pending = signal.sigpending() & held
+            if not pending:
+                break
+            signal.sigwait(pending)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 def schedule(cells: Sequence[Cell], key: Callable[[Cell], Any]) -> list[list[Cell]]:
@@ -466,7 +488,8 @@ class Runner:
                 future.result()
         except BaseException:
             stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
+            with signals_held():  # the running cells finish (each within its own limit)
+                pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
         if self.capture:

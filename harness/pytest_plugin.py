@@ -119,7 +119,7 @@ class Session:
         try:
             if self._thread is not None:
                 self._thread.join()
-            with engine.signals_held():
+            with matrix.signals_held():
                 self.engine.write()
         finally:
             self.engine.close()

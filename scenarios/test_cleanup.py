@@ -6,22 +6,26 @@ then ends it the hard way, and looks for the run's containers and networks.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness import images
-from harness.pods import leftovers, sweep_stale
+from harness import images, registry
+from harness.matrix import plan
+from harness.pods import RUN_LABEL, leftovers, remove_labelled, sweep_stale
 
 pytestmark = pytest.mark.docker
 
 INNER = """
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 def test_inner(harness):
@@ -32,7 +36,29 @@ def test_inner(harness):
 """
 
 
-def start_inner(tmp_path: Path, body: str) -> tuple[subprocess.Popen[str], Path]:
+def ignore_sigint() -> None:
+    """What a shell does for a background job (``cmd &``) or nohup: SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+STARTED: list[tuple[subprocess.Popen[str], Path]] = []
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_even_if_a_test_fails() -> Iterator[None]:
+    """Whatever a test here does or fails to do, its inner sessions end and their runs go."""
+    yield
+    client = images.connect()
+    while STARTED:
+        process, marker = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=60)
+        if marker.exists():
+            remove_labelled(client, {RUN_LABEL: marker.read_text()})
+
+
+def start_inner(tmp_path: Path, body: str, sigint_ignored: bool = False) -> tuple[subprocess.Popen[str], Path]:
     marker = tmp_path / "run-id"
     test_file = tmp_path / "test_inner.py"
     test_file.write_text(INNER.format(marker=str(marker), body=body))
@@ -51,7 +77,15 @@ def start_inner(tmp_path: Path, body: str) -> tuple[subprocess.Popen[str], Path]
         f"--out={tmp_path / 'out'}",
         str(test_file),
     ]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    process = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        preexec_fn=ignore_sigint if sigint_ignored else None,
+    )
+    STARTED.append((process, marker))
     return process, marker
 
 
@@ -78,8 +112,8 @@ def test_failing_session_leaves_nothing(tmp_path: Path) -> None:
     assert leftovers(images.connect(), run_id) == []
 
 
-def test_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
-    process, marker = start_inner(tmp_path, "time.sleep(600)")
+def test_ctrl_c_leaves_nothing_even_when_the_shell_ignored_it(tmp_path: Path) -> None:
+    process, marker = start_inner(tmp_path, "time.sleep(600)", sigint_ignored=True)
     run_id = wait_for_run(process, marker)
     client = images.connect()
     assert leftovers(client, run_id), "the inner run should have containers before Ctrl-C"
@@ -105,3 +139,37 @@ def test_killed_session_is_swept_by_the_next_run(tmp_path: Path) -> None:
     assert leftovers(client, run_id), "SIGKILL gives no chance to clean up"
     assert run_id in sweep_stale(client)
     assert leftovers(client, run_id) == []
+
+
+def test_the_cli_interrupted_by_repeated_ctrl_c_keeps_its_results_and_leaves_nothing(tmp_path: Path) -> None:
+    """Ctrl-C pressed five times 0.2 s apart, by a user whose shell ignored SIGINT: the
+    cells that finished are written (run.interrupted), cleanup is not cut short, one
+    line says so, exit 130, and the output folder's lock is released."""
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness", "matrix", "--jobs", "2", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ignore_sigint,
+    )
+    STARTED.append((process, tmp_path / "no-marker"))
+    deadline = time.monotonic() + 300
+    while len(list((out / "cells").glob("*/cell.json"))) < 4:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no cell finished within 300 s"
+        time.sleep(0.1)
+    for _ in range(5):
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+    _stdout, stderr = process.communicate(timeout=180)
+    assert process.returncode == 130, stderr
+    lines = [line for line in stderr.strip().splitlines() if line.startswith("mtls-harness:")]
+    assert len(lines) == 1 and "interrupted" in lines[0] and "finished cell(s)" in lines[0], stderr
+    assert "Traceback" not in stderr, stderr
+    document = json.loads((out / "results.json").read_text())
+    assert document["run"]["interrupted"] is True
+    assert 4 <= len(document["cells"]) < len(plan(registry.default()))
+    assert (out / "junit.xml").is_file() and (out / "report.html").is_file()
+    assert leftovers(images.connect(), document["run"]["run_id"]) == []
+    assert not (out / ".mtls-harness.lock").exists()

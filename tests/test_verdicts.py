@@ -62,7 +62,7 @@ SERVER = REGISTRY.server("python")
         # Node's util.inspect switches to double quotes when the string holds a single quote.
         (
             (),
-            "{ mTLSValid: false, reason: \"The chain violates the signer's constraints.\" }\n",
+            '{ mTLSValid: false, reason: "The chain violates the signer\'s constraints." }\n',
             {"mTLSValid": False, "reason": "The chain violates the signer's constraints."},
         ),
         ((), "{ mTLSValid: false, reason: 'it\\'s, a: b' }\n", {"mTLSValid": False, "reason": "it's, a: b"}),

@@ -11,8 +11,11 @@ and only replaces it when a peer certificate exists.
 ``--require`` mirrors ``rejectUnauthorized: true``: the callback returns OpenSSL's own
 verdict and a missing certificate fails the handshake, so OpenSSL sends its alert.
 
-Each connection has its own thread and a deadline, so garbage, a half-open handshake
-or a stalled client never keeps the server from answering the next request.
+Each connection has its own thread and one deadline from accept to close (the
+handshake, the request, the answer and the lingering close all fit in it), and there
+are far more slots than a swarm of stalled peers in the tests takes, so garbage, a
+half-open handshake or many slow clients at once never keep the server from answering
+the next request: a stalled peer frees its slot when its deadline passes.
 """
 
 from __future__ import annotations
@@ -34,9 +37,14 @@ from argparsing import ArgParser
 
 T = TypeVar("T")
 
+#: From accept to close, whatever the peer does (a trickle of one byte at a time included).
 DEADLINE_S = 10.0
+#: How long the close waits for the peer's FIN after ours, within the deadline.
+LINGER_S = 1.0
 MAX_REQUEST = 16384
-MAX_CONNECTIONS = 64
+#: Connections served at once; a thread each. More than any bounded swarm of stalled
+#: peers holds (each leaves by its deadline), so a good client finds a slot at once.
+MAX_CONNECTIONS = 1024
 TLS_VERSIONS = {"1.2": SSL.TLS1_2_VERSION, "1.3": SSL.TLS1_3_VERSION}
 NO_CERT_REASON = "UNABLE_TO_GET_ISSUER_CERT"
 
@@ -172,13 +180,16 @@ def retry(conn: SSL.Connection, sock: socket.socket, deadline: float, action: Ca
         select.select(wait_for[0], wait_for[1], [], remaining)
 
 
-def linger_close(sock: socket.socket) -> None:
-    """Close without a reset: a reset could destroy the alert we just sent."""
+def linger_close(sock: socket.socket, deadline: float) -> None:
+    """Close without a reset (a reset could destroy the alert we just sent), waiting for
+    the peer's FIN at most LINGER_S and never past the connection's deadline."""
     try:
         sock.shutdown(socket.SHUT_WR)
-        sock.settimeout(1.0)
-        while sock.recv(4096):
-            pass
+        until = min(deadline, time.monotonic() + LINGER_S)
+        while (remaining := until - time.monotonic()) > 0:
+            sock.settimeout(remaining)
+            if not sock.recv(4096):
+                break
     except OSError:
         pass
     finally:
@@ -240,7 +251,7 @@ def serve_connection(ctx: SSL.Context, sock: socket.socket) -> None:
         log(f"connection-error {exc!r}")
     finally:
         sock.setblocking(True)
-        linger_close(sock)
+        linger_close(sock, max(deadline, time.monotonic() + 0.1))
 
 
 def listen(port: int) -> socket.socket:
