@@ -22,7 +22,7 @@ from typing import Any
 
 from harness import capture
 from harness.errors import HarnessError, UsageError
-from harness.pods import ExecResult, Pod, Run, ServerProcess, tail
+from harness.pods import ExecResult, Pod, Run, ServerNotReady, ServerProcess, tail
 from harness.registry import Expected, Registry
 from harness.scenarios import TLS_VERSIONS, Scenario, ServerSide, select, wire_mismatches
 from harness.verdicts import Evidence, decide
@@ -476,6 +476,8 @@ class Runner:
                 started = time.monotonic()
                 try:
                     result = self.run_cell(cell, defer_wire=self.capture)
+                except ServerNotReady as exc:
+                    result = CellResult(cell, "timeout", native=str(exc), duration_s=time.monotonic() - started)
                 except HarnessError as exc:
                     result = self.failed(cell, exc, started)
                 results[cell.id] = result

@@ -120,6 +120,7 @@ class Run:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._network: Network | None = None
         self._views: dict[str, Path] = {}
+        self._views_lock = threading.Lock()
         self._pods: dict[tuple[str, str], Pod] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -195,7 +196,7 @@ class Run:
         """
         mounts: dict[str, dict[str, str]] = {}
         if role in ("server", "client"):
-            with self._lock:
+            with self._views_lock:  # not self._lock: pod() holds it while a pod starts its containers
                 if role not in self._views:
                     self._views[role] = role_view(self.certs_dir, self.out_dir / VIEWS_DIR / role, role)
             mounts[str(self._views[role])] = {"bind": CERTS_MOUNT, "mode": "ro"}
@@ -357,10 +358,24 @@ class Pod:
         # The program's own output goes to its log; "$0" is the log path, "$@" the argv.
         command = ["sh", "-c", 'exec "$@" >"$0" 2>&1', container_log, *argv]
         api = self.run.client.api
-        exec_id = api.exec_create(self.server.id, command, workdir=workdir, environment=environment)["Id"]
-        api.exec_start(exec_id, detach=True)
-        process = ServerProcess(self, name, port, tuple(argv), log_path, exec_id)
         deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                exec_id = api.exec_create(self.server.id, command, workdir=workdir, environment=environment)["Id"]
+                api.exec_start(exec_id, detach=True)
+                break
+            except docker.errors.APIError as exc:
+                # A paused (hung) container cannot start a process: like a server that never
+                # says it listens, it is a timeout once the limit passes, and the run goes on.
+                if "paused" not in str(exc) or time.monotonic() > deadline:
+                    if "paused" in str(exc):
+                        raise ServerNotReady(
+                            f"server {name}: container {self.server.short_id} is paused and did not resume "
+                            f"within {READY_TIMEOUT_S:.0f} s"
+                        ) from None
+                    raise HarnessError(f"server {name}: docker refused to start it ({_first_line(exc)})") from None
+                time.sleep(0.5)
+        process = ServerProcess(self, name, port, tuple(argv), log_path, exec_id)
         while ready_text not in process.log_text():
             code = process.exit_code()
             if code is not None:
@@ -369,7 +384,7 @@ class Pod:
                     f"with status {code} before listening; log: {tail(process.log_text())}"
                 )
             if time.monotonic() > deadline:
-                raise HarnessError(
+                raise ServerNotReady(
                     f"server {name} in container {self.server.short_id} did not say {ready_text!r} "
                     f"within {READY_TIMEOUT_S:.0f} s; log: {tail(process.log_text())}"
                 )
@@ -416,9 +431,12 @@ class Pod:
             environment = dict(environment or {}, MTLS_HARNESS_MARKER=(MARKER_PREFIX + marker.encode()).decode())
         api = self.run.client.api
         started = time.monotonic()
-        exec_id = api.exec_create(container.id, command, workdir=workdir, environment=environment)["Id"]
-        stdout, stderr = api.exec_start(exec_id, demux=True)
-        code = api.exec_inspect(exec_id).get("ExitCode")
+        try:
+            exec_id = api.exec_create(container.id, command, workdir=workdir, environment=environment)["Id"]
+            stdout, stderr = api.exec_start(exec_id, demux=True)
+            code = api.exec_inspect(exec_id).get("ExitCode")
+        except docker.errors.APIError as exc:
+            raise HarnessError(f"docker could not run {argv[0]} in {container.short_id}: {_first_line(exc)}") from None
         return ExecResult(
             tuple(argv),
             -1 if code is None else int(code),
@@ -426,6 +444,15 @@ class Pod:
             stderr or b"",
             time.monotonic() - started,
         )
+
+
+class ServerNotReady(HarnessError):
+    """A server that did not say it listens within its limit (hung, paused, too slow)."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def tail(text: str, lines: int = 5) -> str:
