@@ -28,6 +28,8 @@ from harness.scenarios import TLS_VERSIONS, Scenario, ServerSide, select, wire_m
 from harness.verdicts import Evidence, decide
 
 CELL_TIMEOUT_S = 15.0
+#: After Ctrl-C, how long the running cells may take to finish (a cell's own limits, and some).
+DRAIN_S = 45.0
 FIRST_PORT = 10000
 #: (server implementation, its configuration, TLS version, the cell id for fresh processes or "").
 ServerKey = tuple[str, ServerSide, str, str]
@@ -484,16 +486,43 @@ class Runner:
                 if on_done is not None:
                     on_done(result)
 
-        pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="cell")
+        pending = list(ordered)
+        taking = threading.Lock()
+        errors: list[BaseException] = []
+
+        def worker() -> None:
+            while not stop.is_set():
+                with taking:
+                    if not pending:
+                        return
+                    group = pending.pop(0)
+                try:
+                    work(group)
+                except BaseException as exc:  # a bug or a Docker failure: stop, and say it in the main thread
+                    errors.append(exc)
+                    stop.set()
+
+        # Daemon threads, not an executor: a worker stuck past every limit must never keep
+        # an interrupted run (or the interpreter's exit) waiting for it.
+        threads = [
+            threading.Thread(target=worker, name=f"cell_{n}", daemon=True)
+            for n in range(max(1, min(jobs, len(ordered))))
+        ]
+        for thread in threads:
+            thread.start()
         try:
-            for future in [pool.submit(work, group) for group in ordered]:
-                future.result()
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.2)
         except BaseException:
             stop.set()
-            with signals_held():  # the running cells finish (each within its own limit)
-                pool.shutdown(wait=True, cancel_futures=True)
+            with signals_held():  # the running cells finish, each within its own limit, up to DRAIN_S
+                deadline = time.monotonic() + DRAIN_S
+                for thread in threads:
+                    thread.join(max(0.0, deadline - time.monotonic()))
             raise
-        pool.shutdown(wait=True)
+        if errors:
+            raise errors[0]
         if self.capture:
             self.finish_wire()
         return results
