@@ -1,0 +1,3 @@
+module mtlsgo
+
+go 1.19
