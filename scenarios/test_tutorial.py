@@ -17,6 +17,7 @@ from harness import registry
 from harness.pytest_plugin import Session
 from harness.scenarios import BY_ID
 from harness.tutorial import LISTENING, TRANSCRIPT, ServerRun, Step, in_container
+from harness.verdicts import Evidence, decide
 
 pytestmark = pytest.mark.docker
 
@@ -53,6 +54,33 @@ def test_transcript(harness: Session, server: str, run: ServerRun, step: Step) -
         f"  got exit {result.exit_code} and {stdout!r}\n"
         f"  stderr: {result.stderr.decode(errors='replace')[-600:]}\n"
         f"  server log: {process.log_text()[-600:]}"
+    )
+
+
+CLASS_FOR_CLASS = [
+    pytest.param(server, run, step, id=f"{server}-server--{step.client}-client--{step.id}--{run.setup}")
+    for server in REGISTRY.servers
+    if server not in BYTE_FOR_BYTE
+    for run in TRANSCRIPT
+    for step in run.steps
+]
+
+
+@pytest.mark.parametrize(("server", "run", "step"), CLASS_FOR_CLASS)
+def test_transcript_class_for_class(harness: Session, server: str, run: ServerRun, step: Step) -> None:
+    """Every other server, started as the tutorial starts its server (its contract command,
+    port 9443) and asked by the tutorial's own client commands: the verdict class of each
+    step is the one the catalogue and the manifests expect (the words are the stack's own)."""
+    pod, process = start(harness, server, run)
+    result = pod.exec(step.client, in_container(step.argv), timeout_s=20, workdir=REGISTRY.client(step.client).workdir)
+    evidence = Evidence(
+        result.exit_code, result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace")
+    )
+    decision = decide(evidence, REGISTRY.client(step.client), REGISTRY.server(server))
+    expected = REGISTRY.expectation(server, step.client, BY_ID[step.id], "1.3")
+    assert decision.verdict == expected.verdict, (
+        f"{' '.join(step.argv)} against the {server} server ({run.setup}): expected {expected.verdict}, "
+        f"observed {decision.verdict} ({decision.native})\n  server log: {process.log_text()[-600:]}"
     )
 
 
