@@ -151,6 +151,7 @@ class ServerSpec:
     fresh_process: bool
     native_names: str | None
     reasons: Table
+    responses: Table
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,17 @@ def _check_keys(doc: Mapping[str, Any], allowed: set[str], origin: str) -> None:
 def _server(doc: Mapping[str, Any], origin: str) -> ServerSpec:
     _check_keys(
         doc,
-        {"argv", "tutorial_argv", "workdir", "unsupported", "ready", "fresh_process", "native_names", "reasons"},
+        {
+            "argv",
+            "tutorial_argv",
+            "workdir",
+            "unsupported",
+            "ready",
+            "fresh_process",
+            "native_names",
+            "reasons",
+            "responses",
+        },
         origin,
     )
     fresh = doc.get("fresh_process", False)
@@ -274,6 +285,7 @@ def _server(doc: Mapping[str, Any], origin: str) -> ServerSpec:
         fresh_process=fresh,
         native_names=doc.get("native_names"),
         reasons=parse_table(doc.get("reasons"), f"{origin}.reasons", ("reason", "log")),
+        responses=parse_table(doc.get("responses"), f"{origin}.responses", ("body", "log")),
     )
 
 

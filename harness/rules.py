@@ -28,7 +28,7 @@ from typing import Any
 from harness.errors import UsageError
 
 RULESETS_DIR = Path(__file__).resolve().parent / "rulesets"
-TEXT_FIELDS = ("code", "message", "stderr", "stdout", "reason", "log")
+TEXT_FIELDS = ("code", "message", "stderr", "stdout", "reason", "log", "body")
 KNOWN_KEYS = {*TEXT_FIELDS, "exit", "verdict", "include", "note"}
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -197,7 +197,7 @@ CLIENT_REJECTED_CLASSES = ("untrusted", "hostname", "expired", "not-yet-valid", 
 _VERDICT = re.compile(
     r"^(ok|unsupported|timeout"
     r"|reported:(?P<reported>[a-z-]+|\{\w+\})"
-    r"|server-rejected:(?P<alert>[a-z0-9_]+|closed|http-\d{3}|\{\w+\})"
+    r"|server-rejected:(?P<alert>[a-z0-9_]+|closed|http-(?:\d{3}|\{\w+\})|\{\w+\})"
     r"|client-rejected:(?P<client>[a-z-]+|\{\w+\})"
     r"|client-error:[\w.{}-]+"
     r"|harness-error:.+)$"

@@ -85,9 +85,18 @@ def parse_body(stdout: str, prefixes: Sequence[str] = ()) -> object | None:
     return body
 
 
-def from_body(body: object, server: ServerSpec, server_log: str) -> Decision:
-    """The verdict of a report-mode body, classed by the server's reason table."""
+def from_body(body: object, server: ServerSpec, server_log: str, raw: str = "") -> Decision:
+    """The verdict of a report-mode body, classed by the server's reason table.
+
+    A response that is not the contract's JSON (a web server's own error page, such as
+    nginx's 400 for a certificate it refused) is classed by the server's ``responses``
+    table, on the raw text the client printed.
+    """
     if not isinstance(body, dict):
+        found = server.responses.decide({"body": raw, "log": server_log})
+        if found is not None:
+            words = " ".join(re.sub(r"<[^>]+>", " ", raw).split())  # the page's text, tags removed
+            return Decision(found[0], words[:160], found[1].origin)
         return Decision("harness-error:unparsable-body")
     if body.get("mTLSValid") is True or body.get("success") is True:
         return Decision("ok")
@@ -129,7 +138,8 @@ def decide(evidence: Evidence, client: ClientSpec, server: ServerSpec) -> Decisi
             return Decision("harness-error:client-missing", evidence.stderr.strip()[-200:])
         return Decision("unsupported", evidence.stderr.strip()[-200:])
     if evidence.exit_code == 0:
-        return from_body(parse_body(evidence.stdout, client.body_prefixes), server, evidence.server_log)
+        body = parse_body(evidence.stdout, client.body_prefixes)
+        return from_body(body, server, evidence.server_log, evidence.stdout)
     decision = from_error(evidence, client)
     # A wire alert from the server is the most direct evidence of why it rejected.
     server_alerts = [desc for sender, desc in evidence.wire_alerts if sender == "server"]

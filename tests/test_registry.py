@@ -64,6 +64,25 @@ def test_its_error_map_classes_its_own_words(tmp_path: Path) -> None:
     assert decide(Evidence(1, "", "   Error Code: WHAT\n"), client, server).verdict == "client-error:unmapped"
 
 
+def test_a_web_servers_own_error_page_is_classed_by_its_responses_table(tmp_path: Path) -> None:
+    manifest = TOY_SERVER.replace(
+        "[client]",
+        "[[server.responses]]\nbody = '<title>400 (?P<why>[^<]*)</title>'\n"
+        'verdict = "server-rejected:http-400"\n[client]',
+    )
+    write_impl(tmp_path, "toy", manifest)
+    found = registry.load(folder=tmp_path)
+    page = "<html>\n<head><title>400 The SSL certificate error</title></head>\n</html>\n"
+    decision = decide(Evidence(0, page, ""), found.client("toy"), found.server("toy"))
+    assert (decision.verdict, decision.native) == ("server-rejected:http-400", "400 The SSL certificate error")
+    assert decide(Evidence(0, "<html>other</html>", ""), found.client("toy"), found.server("toy")).verdict == (
+        "harness-error:unparsable-body"
+    )
+    status = "   Error Code: ERR_BAD_REQUEST\nError Message: Request failed with status code 400\n"
+    node = registry.default().client("node")
+    assert decide(Evidence(1, "", status), node, found.server("toy")).verdict == "server-rejected:http-400"
+
+
 def test_impls_lists_it(tmp_path: Path) -> None:
     write_impl(tmp_path, "toy", TOY_SERVER)
     result = subprocess.run(
