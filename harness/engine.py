@@ -27,7 +27,7 @@ from xml.etree import ElementTree
 
 from harness import certs, images, matrix, registry, report
 from harness.errors import HarnessError, UsageError
-from harness.matrix import Cell, CellResult, signals_held
+from harness.matrix import Cell, CellResult, ignore_further_interrupts, signals_held
 from harness.pods import Run, new_run_id, sweep_stale
 
 DEFAULT_JOBS = 8
@@ -415,13 +415,13 @@ def run_matrix(
         try:
             engine.run_cells(engine.cells, on_done)
         except KeyboardInterrupt:
-            # From here to the end, more Ctrl-C waits: the results are written, then the
+            # From here to the end more Ctrl-C is ignored: the results are written, then the
             # run's containers removed, without being cut short.
-            with signals_held():
-                try:
-                    engine.write()
-                finally:
-                    engine.close()
+            ignore_further_interrupts()
+            try:
+                engine.write()
+            finally:
+                engine.close()
             raise
         document = engine.write()
     finally:

@@ -225,6 +225,13 @@ def signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
+def ignore_further_interrupts() -> None:
+    """From the first Ctrl-C (or SIGTERM) on, the ending run ignores the next ones."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def schedule(cells: Sequence[Cell], key: Callable[[Cell], Any]) -> list[list[Cell]]:
     """Cells grouped by server process, largest group first; each group runs in order."""
     groups: dict[Any, list[Cell]] = {}
@@ -516,10 +523,13 @@ class Runner:
                     thread.join(0.2)
         except BaseException:
             stop.set()
-            with signals_held():  # the running cells finish, each within its own limit, up to DRAIN_S
-                deadline = time.monotonic() + DRAIN_S
-                for thread in threads:
-                    thread.join(max(0.0, deadline - time.monotonic()))
+            # The run is ending: more Ctrl-C must not cut short what follows (the running
+            # cells finish, each within its own limit, up to DRAIN_S; then the caller writes
+            # the results and removes the containers).
+            ignore_further_interrupts()
+            deadline = time.monotonic() + DRAIN_S
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
             raise
         if errors:
             raise errors[0]

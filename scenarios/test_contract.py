@@ -22,13 +22,13 @@ CLIENT = [
 
 @pytest.mark.parametrize("server", REGISTRY.servers)
 def test_server_flags(harness: Session, server: str) -> None:
-    pod = harness.run.pod(server, purpose="contract")
-    unknown = pod.exec(server, ["server-mtls", "--cert", CERT, "--key", KEY, "--bogus"], timeout_s=20)
-    assert unknown.exit_code == 2 and b"--bogus" in unknown.stderr
-    missing = pod.exec(server, ["server-mtls", "--key", KEY], timeout_s=20)
-    assert missing.exit_code == 1 and b"--cert" in missing.stderr
-    unreadable = pod.exec(server, ["server-mtls", "--cert", "/certs/none.pem", "--key", KEY], timeout_s=20)
-    assert unreadable.exit_code == 2 and b"/certs/none.pem" in unreadable.stderr
+    pod = harness.run.pod(server, purpose="contract")  # its own container: the server's view of /certs
+    unknown = pod.exec_in_server(["server-mtls", "--cert", CERT, "--key", KEY, "--bogus"], timeout_s=20)
+    assert unknown.exit_code == 2 and b"bogus" in unknown.stderr, unknown  # named (Go's flag package says -bogus)
+    missing = pod.exec_in_server(["server-mtls", "--key", KEY], timeout_s=20)
+    assert missing.exit_code == 1 and b"--cert" in missing.stderr, missing
+    unreadable = pod.exec_in_server(["server-mtls", "--cert", "/certs/none.pem", "--key", KEY], timeout_s=20)
+    assert unreadable.exit_code == 2 and b"/certs/none.pem" in unreadable.stderr, unreadable
 
 
 @pytest.mark.parametrize("client", REGISTRY.clients)
