@@ -465,12 +465,22 @@ def remove_labelled(client: docker.DockerClient, labels: dict[str, str]) -> tupl
     selector = [f"{k}={v}" for k, v in labels.items()]
     containers = client.containers.list(all=True, filters={"label": selector})
     for container in containers:
-        with contextlib.suppress(docker.errors.NotFound):
+        try:
             container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: its removal is already in progress (another cleanup)
+                raise
     networks = client.networks.list(filters={"label": selector})
     for network in networks:
-        with contextlib.suppress(docker.errors.NotFound):
+        try:
             network.remove()
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise
     return len(containers), len(networks)
 
 
