@@ -76,8 +76,8 @@ def test_an_installed_package_runs_outside_the_clone(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = str(venv / "bin" / "python")
-    # The dependencies are this environment's; the package itself is a real (pip builds it as a user's `pip install .` does),
-    # non-editable install of a copy of the source.
+    # The dependencies are this environment's; the package itself is a real, non-editable
+    # install of a copy of the source, built by pip as a user's `pip install .` builds it.
     site = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True,
