@@ -132,6 +132,8 @@ def cmd_pcap(args: argparse.Namespace) -> int:
     from harness import capture
 
     for path, what in ((args.file, "capture"), (args.keylog, "key log")):
+        if path is not None and path.is_dir():
+            raise HarnessError(f"the {what} {path} is a folder: name a capture file (handshake.pcap)")
         if path is not None and not path.is_file():
             raise HarnessError(f"cannot read the {what} {path}: no such file")
     connections = capture.summarize(args.file, args.keylog)

@@ -257,3 +257,32 @@ def test_rsa_keys_are_selectable(tmp_path: Path) -> None:
 def test_unknown_key_type_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(certs.UsageError, match="unknown key type 'dsa'"):
         certs.build(tmp_path, key_type="dsa")
+
+
+def test_certs_never_follow_a_symlink_planted_where_a_file_goes(tmp_path: Path) -> None:
+    target = tmp_path / "precious.txt"
+    target.write_text("do not overwrite")
+    out = tmp_path / "pki"
+    (out / "tls-certs").mkdir(parents=True)
+    (out / "tls-certs" / "root-ca-cert.pem").symlink_to(target)
+    (out / "tls-certs" / "localhost-server-key.pem").symlink_to(target)
+    certs.build(out)
+    assert target.read_text() == "do not overwrite"
+    for name in ("root-ca-cert.pem", "localhost-server-key.pem"):
+        path = out / "tls-certs" / name
+        assert not path.is_symlink() and b"-----BEGIN" in path.read_bytes()
+    assert stat.S_IMODE((out / "tls-certs" / "localhost-server-key.pem").stat().st_mode) == 0o600
+
+
+def test_role_views_hold_every_public_file_and_only_that_roles_keys(pki: Path, tmp_path: Path) -> None:
+    server = certs.role_view(pki, tmp_path / "views" / "server", "server")
+    client = certs.role_view(pki, tmp_path / "views" / "client", "client")
+    public = {p.relative_to(pki) for p in pki.rglob("*") if p.is_file() and not p.name.endswith("-key.pem")}
+    for view in (server, client):
+        assert public <= {p.relative_to(view) for p in view.rglob("*") if p.is_file()}
+    server_keys = {p.relative_to(server).as_posix() for p in server.rglob("*-key.pem")}
+    client_keys = {p.relative_to(client).as_posix() for p in client.rglob("*-key.pem")}
+    assert "tls-certs/localhost-server-key.pem" in server_keys and "variants/server-expired-key.pem" in server_keys
+    assert "alternate-tls-certs/localhost-client-key.pem" in client_keys
+    assert all(k.startswith(("tls-certs/", "variants/server-")) for k in server_keys)
+    assert all(k.startswith(("alternate-tls-certs/", "variants/client-")) for k in client_keys)

@@ -120,3 +120,24 @@ def test_tshark_missing_for_capture_is_one_line_and_exit_2(tmp_path: Path) -> No
     assert result.returncode == 2
     assert "tshark is not installed on this machine" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_pcap_inspect_of_a_folder_says_so(tmp_path: Path) -> None:
+    result = run_cli("pcap", "inspect", str(tmp_path))
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"mtls-harness: the capture {tmp_path} is a folder: name a capture file (handshake.pcap)"
+    )
+
+
+def test_merge_of_a_wrong_shape_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    for name, text in (
+        ("list.json", "[]"),
+        ("null.json", "null"),
+        ("run.json", '{"schema": 2, "run": [], "cells": []}'),
+    ):
+        (tmp_path / name).write_text(text)
+        result = run_cli("merge", str(tmp_path / name), "--out", str(tmp_path / "merged"))
+        assert result.returncode == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
