@@ -37,7 +37,10 @@ def start(harness: Session, server: str, run: ServerRun):  # type: ignore[no-unt
     if existing is None:
         side = BY_ID[run.steps[0].id].server
         argv, workdir = REGISTRY.server_command(server, side, None, None, "../{}".format, tutorial=True)
-        existing = pod.start_server(f"tutorial-{server}-{run.setup}", in_container(argv), 9443, workdir=workdir)
+        ready = REGISTRY.server(server).ready
+        existing = pod.start_server(
+            f"tutorial-{server}-{run.setup}", in_container(argv), 9443, workdir=workdir, ready_text=ready
+        )
         pod.tutorial_server = existing  # type: ignore[attr-defined]
     return pod, existing
 

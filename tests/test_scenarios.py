@@ -178,3 +178,11 @@ def test_wire_alert_follows_the_expected_rejection() -> None:
         in wire_mismatches(scenario, "server-rejected:certificate_expired", _wire(2, True))[0]
     )
     assert "without an alert" in wire_mismatches(scenario, "server-rejected:closed", _wire(2, True, alerts=fatal))[0]
+
+
+def test_an_http_refusal_sends_no_alert() -> None:
+    scenario = BY_ID["require-expired-client-cert"]
+    fatal = [{"from": "server", "level": "fatal", "description": "certificate_expired"}]
+    assert wire_mismatches(scenario, "server-rejected:http-400", _wire(2, True)) == []
+    problems = wire_mismatches(scenario, "server-rejected:http-400", _wire(2, True, alerts=fatal))
+    assert "answer http-400 without an alert" in problems[0]
