@@ -26,7 +26,7 @@ def main(out_dir: str, only: list[str]) -> int:
     for record in results["cells"]:
         if only and not {record["server"], record["client"]} <= set(only):
             continue
-        if record["status"] != "passed" and record["status"] != "failed":
+        if record["status"] != "passed":  # a failed cell is a question, not a fixture
             continue
         key = (record["server"], record["client"], record["expected"], str(record["expected_native"]), record["tls"])
         if key in seen:
