@@ -70,7 +70,16 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("scenarios", help="list the scenario ids, expected verdicts and the stacks that differ")
     p.add_argument("--impl", action="append", default=[], type=Path, metavar="PATH", help="also show this folder's")
-    sub.add_parser("clean", help="remove every container and network the harness created")
+    clean = sub.add_parser(
+        "clean",
+        help="remove the containers and networks of finished or killed runs (running ones are kept)",
+    )
+    clean.add_argument(
+        "--all",
+        dest="everything",
+        action="store_true",
+        help="also remove those of runs still going, here or in another sandbox on this Docker engine",
+    )
     return parser
 
 
@@ -165,11 +174,13 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0 if merged["run"]["counts"]["failed"] == 0 else 1
 
 
-def cmd_clean(_args: argparse.Namespace) -> int:
+def cmd_clean(args: argparse.Namespace) -> int:
     from harness.pods import clean_all
 
-    containers, networks = clean_all(images.connect())
+    containers, networks, kept = clean_all(images.connect(), everything=args.everything)
     print(f"removed {containers} container(s) and {networks} network(s)")
+    if kept:
+        print(f"kept {len(kept)} run(s) still going ({', '.join(kept)}); --all removes them too")
     return 0
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +24,7 @@ from types import TracebackType
 from typing import Any
 from xml.etree import ElementTree
 
-from harness import certs, images, matrix, registry, report
+from harness import certs, images, liveness, matrix, registry, report
 from harness.errors import HarnessError, UsageError
 from harness.matrix import Cell, CellResult, ignore_further_interrupts, signals_held
 from harness.pods import Run, new_run_id, sweep_stale
@@ -54,8 +53,14 @@ class Option:
     def pytest_flag(self) -> str:
         return self.pytest_name or self.flag
 
+    @property
+    def pytest_dest(self) -> str:
+        """The option's name among pytest's: prefixed, since pytest owns ``capture`` (its
+        ``--capture=fd``, a true value, once turned every scenario session into a capture run)."""
+        return f"mtls_{self.dest}"
+
     def argparse_kwargs(self, pytest_front_end: bool = False) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"dest": self.dest, "help": self.help}
+        kwargs: dict[str, Any] = {"dest": self.pytest_dest if pytest_front_end else self.dest, "help": self.help}
         if self.switch:
             kwargs.update(action="store_true", default=False)
             return kwargs
@@ -179,7 +184,8 @@ class Lock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        mine = json.dumps({"run_id": self.run_id, "pid": os.getpid(), "host": socket.gethostname()})
+        me = liveness.this_process()
+        mine = json.dumps({"run_id": self.run_id, **me, "pid": int(me["pid"])})
         for _ in range(2):
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -204,16 +210,9 @@ class Lock:
             holder: dict[str, Any] = json.loads(self.path.read_text() or "{}")
         except (OSError, ValueError):
             return None
-        pid = holder.get("pid")
-        if holder.get("host") != socket.gethostname() or not isinstance(pid, int):
-            return holder if holder.get("host") else None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not isinstance(holder, dict) or not holder.get("run_id"):
             return None
-        except PermissionError:
-            return holder
-        return holder
+        return None if liveness.gone({k: str(v) for k, v in holder.items()}) else holder
 
     def release(self) -> None:
         if self.held:

@@ -270,6 +270,10 @@ class Runner:
         self._next_port = FIRST_PORT
         self._pending: list[Pending] = []
         self._captured: set[str] = set()
+        # Where the next cell of a server process starts in its pod's capture: just past
+        # the previous cell's marker. The capture file is written in buffered bursts, so
+        # its length when a cell starts can still lack the previous cell's last packets.
+        self._window_start: dict[tuple[str, int], int] = {}
 
     def path_in(self, relative: str) -> str:
         return self.run.container_path(self.run.certs_dir / relative)
@@ -398,7 +402,10 @@ class Runner:
     ) -> tuple[Path, list[capture.Packet]]:
         """The cell's own connections, with its key log embedded, as handshake.pcap."""
         cell_dir = Path(outcome.artifacts["dir"])
+        where = (str(follower.path), port)
+        first = max(first, self._window_start.get(where, 0))
         last = follower.wait_for_marker(outcome.cell.id, first)
+        self._window_start[where] = last + 1
         packets = capture.cell_packets(follower.packets, first, last, port)
         keylog_path = cell_dir / "keylog.txt"
         keylog = keylog_path.read_bytes() if keylog_path.is_file() else b""

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -32,6 +32,7 @@ import docker.errors
 from docker.models.containers import Container
 from docker.models.networks import Network
 
+from harness import liveness
 from harness.capture import CAPTURE_FILTER, MARKER_PORT, MARKER_PREFIX, PcapFollower
 from harness.certs import role_view
 from harness.errors import HarnessError
@@ -41,6 +42,7 @@ LABEL = "org.mtls-harness"
 RUN_LABEL = f"{LABEL}.run"
 PID_LABEL = f"{LABEL}.pid"
 HOST_LABEL = f"{LABEL}.host"
+PROCESS_LABEL = f"{LABEL}.process"  # the rest of liveness.this_process(), to judge a run dead
 ROLE_LABEL = f"{LABEL}.role"
 CERTS_MOUNT = "/certs"
 OUT_MOUNT = "/out"
@@ -127,11 +129,13 @@ class Run:
 
     @property
     def labels(self) -> dict[str, str]:
+        me = liveness.this_process()
         return {
             LABEL: "1",
             RUN_LABEL: self.run_id,
-            PID_LABEL: str(os.getpid()),
-            HOST_LABEL: socket.gethostname(),
+            PID_LABEL: me["pid"],
+            HOST_LABEL: me["host"],
+            PROCESS_LABEL: json.dumps({k: me[k] for k in ("pidns", "boot", "started")}, sort_keys=True),
         }
 
     def network(self) -> Network:
@@ -484,30 +488,25 @@ def remove_labelled(client: docker.DockerClient, labels: dict[str, str]) -> tupl
     return len(containers), len(networks)
 
 
-def _pid_alive(pid: int) -> bool:
+def _identity(labels: dict[str, str]) -> dict[str, str]:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        process = json.loads(labels.get(PROCESS_LABEL, "") or "{}")
+    except ValueError:
+        process = {}
+    if not isinstance(process, dict):
+        process = {}
+    return {"pid": labels.get(PID_LABEL, ""), "host": labels.get(HOST_LABEL, ""), **process}
 
 
 def stale_runs(client: docker.DockerClient) -> set[str]:
-    """Run ids on this host whose harness process is gone."""
-    host = socket.gethostname()
+    """Run ids whose harness process is certainly gone (liveness.gone): killed runs of
+    this machine and pid namespace. A run started elsewhere is never judged from here."""
     found: dict[str, dict[str, str]] = {}
     for container in client.containers.list(all=True, filters={"label": [f"{LABEL}=1"]}):
         found[container.labels.get(RUN_LABEL, "")] = container.labels
     for network in client.networks.list(filters={"label": [f"{LABEL}=1"]}):
         found[(network.attrs.get("Labels") or {}).get(RUN_LABEL, "")] = network.attrs.get("Labels") or {}
-    stale = set()
-    for run_id, labels in found.items():
-        pid = labels.get(PID_LABEL, "")
-        if labels.get(HOST_LABEL) == host and pid.isdigit() and not _pid_alive(int(pid)):
-            stale.add(run_id)
-    return stale
+    return {run_id for run_id, labels in found.items() if run_id and liveness.gone(_identity(labels))}
 
 
 def sweep_stale(client: docker.DockerClient) -> list[str]:
@@ -518,9 +517,37 @@ def sweep_stale(client: docker.DockerClient) -> list[str]:
     return swept
 
 
-def clean_all(client: docker.DockerClient) -> tuple[int, int]:
-    """Remove every container and network the harness ever created."""
-    return remove_labelled(client, {LABEL: "1"})
+def clean_all(client: docker.DockerClient, everything: bool = False) -> tuple[int, int, list[str]]:
+    """Remove the containers and networks of every run that is not known to be running.
+
+    A run whose harness process is alive on this machine, or that another sandbox
+    started (it cannot be judged from here), is kept unless ``everything``. Returns the
+    containers and networks removed and the run ids kept.
+    """
+    if everything:
+        return (*remove_labelled(client, {LABEL: "1"}), [])
+    selector = {"label": [f"{LABEL}=1"]}
+    containers = client.containers.list(all=True, filters=selector)
+    networks = client.networks.list(filters=selector)
+    labelled = [(c.labels, c) for c in containers] + [(n.attrs.get("Labels") or {}, n) for n in networks]
+    verdicts = {
+        labels.get(RUN_LABEL, ""): liveness.judged(_identity(labels)) if PROCESS_LABEL in labels else "gone"
+        for labels, _thing in labelled
+    }
+    kept = sorted(run_id for run_id, verdict in verdicts.items() if verdict != "gone")
+    removed = [0, 0]
+    for n, (labels, thing) in enumerate(labelled):
+        if labels.get(RUN_LABEL, "") in kept:
+            continue
+        try:
+            thing.remove(**({"force": True} if n < len(containers) else {}))
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise
+        removed[0 if n < len(containers) else 1] += 1
+    return removed[0], removed[1], kept
 
 
 def leftovers(client: docker.DockerClient, run_id: str | None = None) -> list[str]:

@@ -37,7 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def options_from(config: pytest.Config) -> engine.Options:
-    values = {option.dest: config.getoption(option.pytest_flag) for option in engine.OPTIONS}
+    values = {option.dest: config.getoption(option.pytest_dest) for option in engine.OPTIONS}
     values["out"] = values.get("out") or DEFAULT_OUT
     return engine.Options.from_values(values)
 

@@ -173,3 +173,30 @@ def test_the_cli_interrupted_by_repeated_ctrl_c_keeps_its_results_and_leaves_not
     assert (out / "junit.xml").is_file() and (out / "report.html").is_file()
     assert leftovers(images.connect(), document["run"]["run_id"]) == []
     assert not (out / ".mtls-harness.lock").exists()
+
+
+def test_clean_keeps_a_run_still_going_and_removes_a_killed_one(tmp_path: Path) -> None:
+    """`mtls-harness clean` during another run must not pull its containers away, and
+    the next run's sweep must not either; a killed run's are removed."""
+    (tmp_path / "alive").mkdir()
+    (tmp_path / "killed").mkdir()
+    alive, alive_marker = start_inner(tmp_path / "alive", "time.sleep(600)")
+    killed, killed_marker = start_inner(tmp_path / "killed", "time.sleep(600)")
+    try:
+        alive_id = wait_for_run(alive, alive_marker)
+        killed_id = wait_for_run(killed, killed_marker)
+        killed.kill()
+        killed.communicate(timeout=60)
+        client = images.connect()
+        assert alive_id not in sweep_stale(client)
+        cleaned = subprocess.run(
+            [sys.executable, "-m", "harness", "clean"], capture_output=True, text=True, timeout=120
+        )
+        assert cleaned.returncode == 0, cleaned.stderr
+        assert "still going" in cleaned.stdout and alive_id in cleaned.stdout, cleaned.stdout
+        assert leftovers(client, killed_id) == []
+        assert leftovers(client, alive_id), "the live run's containers were removed"
+    finally:
+        alive.send_signal(signal.SIGTERM)
+        alive.communicate(timeout=120)
+    assert leftovers(images.connect(), alive_id) == []

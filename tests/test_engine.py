@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from harness import engine
+from harness import engine, liveness
 from harness.errors import UsageError
 from harness.matrix import CellResult, plan
 from tests.stacks import toy_registry
@@ -54,11 +53,31 @@ def test_a_second_run_into_a_folder_in_use_is_refused_naming_the_first(tmp_path:
 
 def test_the_lock_of_a_dead_run_is_taken_over(tmp_path: Path) -> None:
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = {"run_id": "killed", "pid": int(dead.stdout), "host": socket.gethostname()}
+    stale = {**liveness.this_process(), "run_id": "killed", "pid": int(dead.stdout)}
     (tmp_path / engine.LOCK_FILE).write_text(json.dumps(stale))
     lock = engine.Lock(tmp_path / engine.LOCK_FILE, "mine")
     lock.acquire()
     assert json.loads((tmp_path / engine.LOCK_FILE).read_text())["run_id"] == "mine"
+
+
+def test_a_lock_held_from_another_pid_namespace_is_never_taken_over(tmp_path: Path) -> None:
+    """Two sandboxes can share a host name and a Docker engine: a pid that is free here
+    may be a live run there."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    elsewhere = {**liveness.this_process(), "run_id": "theirs", "pid": int(dead.stdout), "pidns": "pid:[1]"}
+    (tmp_path / engine.LOCK_FILE).write_text(json.dumps(elsewhere))
+    with pytest.raises(UsageError, match="in use by run theirs"):
+        engine.Lock(tmp_path / engine.LOCK_FILE, "mine").acquire()
+
+
+def test_liveness_judges_only_what_it_can_see() -> None:
+    me = liveness.this_process()
+    assert not liveness.gone(me)
+    assert liveness.gone({**me, "started": "1"})  # our pid, another process start: reused
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    assert liveness.gone({**me, "pid": dead.stdout.strip(), "started": "5"})
+    assert not liveness.gone({"pid": dead.stdout.strip(), "host": me["host"]})  # an older run's labels
+    assert not liveness.gone({**me, "pid": dead.stdout.strip(), "boot": "another-boot"})
 
 
 def test_options_are_declared_once_for_both_front_ends() -> None:
@@ -70,6 +89,18 @@ def test_options_are_declared_once_for_both_front_ends() -> None:
     options = engine.Options.from_values(values)
     assert (options.servers, options.jobs, options.capture) == (("a",), 3, True)
     assert options.impls == (Path("rel").resolve(),)
+
+
+def test_pytest_own_capture_option_does_not_turn_on_the_packet_capture(pytestconfig: pytest.Config) -> None:
+    """pytest's ``--capture=fd`` is a true value under the name ``capture``: the scenario
+    session read it as ours once, and every pytest matrix ran with the capture sidecar.
+    This session is a pytest session with the plugin loaded (conftest.py), run without
+    ``--capture-pcap``."""
+    from harness import pytest_plugin
+
+    assert pytestconfig.getoption("capture") in ("fd", "sys", "no", "tee-sys")
+    assert pytestconfig.getoption("--capture-pcap") is False
+    assert pytest_plugin.options_from(pytestconfig).capture is False
 
 
 def test_junit_has_one_testcase_per_cell_with_failures_explained(tmp_path: Path) -> None:

@@ -83,3 +83,35 @@ def test_an_interrupt_stops_handing_out_cells(toy: Registry) -> None:
     with pytest.raises(KeyboardInterrupt):
         runner.run_cells(plan(toy), jobs=1)
     assert len(runner.order) == 3
+
+
+def test_a_cells_capture_window_starts_after_the_previous_cells_marker(toy: Registry, tmp_path: Path) -> None:
+    """The capture file grows in buffered bursts: when the second cell starts, the follower
+    may not yet hold the first cell's packets, so "the length at start" is no boundary.
+    The first cell's marker is: the second cell's window must not take the first's
+    connection (it once did, and a require-mode cell showed its neighbour's alert)."""
+    from harness import capture
+    from tests.test_capture import GLOBAL, MARK, frame, record
+
+    first, second = plan(toy, scenario_ids=["trusted-client", "no-client-cert"], tls=["1.3"], clients=["toy"])[:2]
+    frames = [
+        frame(41000, 10000, flags=0x02),  # 0: the first cell's SYN
+        frame(10000, 41000, flags=0x12),  # 1
+        frame(5000, 9, udp_payload=MARK + first.id.encode()),  # 2: the first cell's end
+        frame(42000, 10000, flags=0x02),  # 3: the second cell's SYN
+        frame(10000, 42000, flags=0x12),  # 4
+        frame(5000, 9, udp_payload=MARK + second.id.encode()),  # 5
+    ]
+    path = tmp_path / "pod.pcap"
+    path.write_bytes(GLOBAL + b"".join(record(f) for f in frames))
+    follower = capture.PcapFollower(path)
+    runner = Runner(run=None, registry=toy)  # type: ignore[arg-type]  # _cut needs no containers
+    cut: list[list[int]] = []
+    for cell in (first, second):
+        outcome = CellResult(cell, "")
+        outcome.artifacts = {"dir": str(tmp_path / cell.id)}
+        (tmp_path / cell.id).mkdir()
+        # Both cells saw an empty file when they started: the lag the window must survive.
+        _pcap, packets = runner._cut(outcome, follower, 0, 10000)
+        cut.append([p.src_port if p.dst_port == 10000 else p.dst_port for p in packets])
+    assert cut == [[41000, 41000], [42000, 42000]]
