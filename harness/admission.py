@@ -116,7 +116,7 @@ def versions(found: Registry) -> dict[str, str]:
     except HarnessError as exc:
         return {impl.name: f"unknown ({exc})" for impl in found.impls}
     with tempfile.TemporaryDirectory(prefix="mtls-harness-impls-") as tmp:
-        run = Run(client, Path(tmp), Path(tmp), images=found.images())
+        run = Run(client, Path(tmp), Path(tmp), images=found.images(), capabilities=found.capabilities())
         try:
 
             def ask(name: str) -> tuple[str, str]:

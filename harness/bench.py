@@ -88,7 +88,7 @@ def floors(out: Path) -> tuple[dict[str, float], dict[str, float]]:
     """Median seconds of do-nothing execs of each client, through Pod.exec: (program, bare)."""
     client = images.connect()
     found = registry.default()
-    with Run(client, out / "floor", out / "floor", images=found.images()) as run:
+    with Run(client, out / "floor", out / "floor", images=found.images(), capabilities=found.capabilities()) as run:
         pod = run.pod(found.servers[0], purpose="floor")
 
         def median(impl: str, argv: list[str], workdir: str | None) -> float:

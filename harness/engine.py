@@ -268,12 +268,19 @@ class Engine:
         sweep_stale(client)
         used = {c.server for c in self.cells} | {c.client for c in self.cells}
         self.built = images.ensure_images(client, self.registry, sorted(used), capture=True, say=self.say)
-        for stale in ("cells", "servers", "capture"):
+        for stale in ("cells", "servers", "capture", "agents"):
             shutil.rmtree(self.out / stale, ignore_errors=True)
         for stale in ("results.json", "junit.xml", "report.html"):
             (self.out / stale).unlink(missing_ok=True)
         certs_dir = certs.build(self.out / "certs")
-        self.run = Run(client, self.out, certs_dir, self.run_id, images={name: b.tag for name, b in self.built.items()})
+        self.run = Run(
+            client,
+            self.out,
+            certs_dir,
+            self.run_id,
+            images={name: b.tag for name, b in self.built.items()},
+            capabilities=self.registry.capabilities(),
+        )
         self.runner = matrix.Runner(self.run, self.registry, capture=self.options.capture)
         for impl in self.registry.impls:
             if not impl.builtin and impl.name in used:

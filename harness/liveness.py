@@ -73,7 +73,7 @@ def gone(identity: dict[str, str]) -> bool:
 
 
 def judged(identity: dict[str, str]) -> str:
-    """"gone", "alive", or "unknown" (another machine, sandbox or boot: not ours to judge)."""
+    """ "gone", "alive", or "unknown" (another machine, sandbox or boot: not ours to judge)."""
     if gone(identity):
         return "gone"
     me = this_process()

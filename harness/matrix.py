@@ -259,11 +259,14 @@ class Pending:
 class Runner:
     """Runs cells in a ``Run``: starts server processes on demand and execs clients."""
 
-    def __init__(self, run: Run, registry: Registry, capture: bool = False, purpose: str = "matrix"):
+    def __init__(
+        self, run: Run, registry: Registry, capture: bool = False, purpose: str = "matrix", agents: bool = True
+    ):
         self.run = run
         self.registry = registry
         self.capture = capture
         self.purpose = purpose
+        self.agents = agents  # False: every cell is a docker exec (the parity test's other path)
         self._servers: dict[ServerKey, ServerProcess] = {}
         self._server_locks: dict[ServerKey, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -274,6 +277,12 @@ class Runner:
         # the previous cell's marker. The capture file is written in buffered bursts, so
         # its length when a cell starts can still lack the previous cell's last packets.
         self._window_start: dict[tuple[str, int], int] = {}
+
+    def cell_dir(self, cell: Cell) -> Path:
+        """``cells/<id>`` for the matrix; a second runner of the same cells (the wire or
+        parity tests) keeps its own files in ``cells/<purpose>/<id>``."""
+        base = self.run.out_dir / "cells"
+        return base / cell.id if self.purpose == "matrix" else base / self.purpose / cell.id
 
     def path_in(self, relative: str) -> str:
         return self.run.container_path(self.run.certs_dir / relative)
@@ -303,7 +312,7 @@ class Runner:
             argv, workdir = self.registry.server_command(
                 cell.server, cell.scenario.server, cell.tls, port, self.path_in
             )
-            pod = self.run.pod(cell.server, self.purpose, capture=self.capture)
+            pod = self.run.pod(cell.server, self.purpose, capture=self.capture, agents=self.agents)
             ready = self.registry.server(cell.server).ready
             process = pod.start_server(f"{cell.server}-{port}", argv, port, workdir=workdir, ready_text=ready)
             with self._lock:
@@ -316,7 +325,7 @@ class Runner:
         implementations cannot run is ``unsupported`` without starting anything."""
         if cell.unsupported:
             outcome = CellResult(cell, "unsupported", native=cell.unsupported)
-            cell_dir = self.run.out_dir / "cells" / cell.id
+            cell_dir = self.cell_dir(cell)
             cell_dir.mkdir(parents=True, exist_ok=True)
             outcome.artifacts = {"dir": str(cell_dir)}
             self._write_record(outcome)
@@ -326,7 +335,7 @@ class Runner:
         # paid once per configuration, not per cell.
         started = time.monotonic()
         offset = server.log_size()
-        cell_dir = self.run.out_dir / "cells" / cell.id
+        cell_dir = self.cell_dir(cell)
         cell_dir.mkdir(parents=True, exist_ok=True)
         url = f"https://localhost:{server.port}"
         argv, workdir = self.registry.client_command(cell.client, cell.scenario.client, url, self.path_in)
@@ -391,7 +400,9 @@ class Runner:
         outcome.observed, outcome.native, outcome.decided_by = decision.verdict, decision.native, decision.rule
         if captured or outcome.cell.id in self._captured:
             outcome.wire = wire
-            outcome.wire_problems = wire_mismatches(outcome.cell.scenario, outcome.expected, wire)
+            outcome.wire_problems = wire_mismatches(
+                outcome.cell.scenario, outcome.expected, wire, **self.registry.wire_view(outcome.cell)
+            )
 
     def _write_record(self, outcome: CellResult) -> None:
         path = Path(outcome.artifacts["dir"]) / "cell.json"

@@ -32,7 +32,8 @@ import docker.errors
 from docker.models.containers import Container
 from docker.models.networks import Network
 
-from harness import liveness
+from harness import agent, liveness
+from harness.agent import Agent
 from harness.capture import CAPTURE_FILTER, MARKER_PORT, MARKER_PREFIX, PcapFollower
 from harness.certs import role_view
 from harness.errors import HarnessError
@@ -48,6 +49,7 @@ CERTS_MOUNT = "/certs"
 OUT_MOUNT = "/out"
 #: The per-role views of the certificates folder, under the run's output folder.
 VIEWS_DIR = "views"
+AGENTS_DIR = "agents"  # one folder per client container, mounted in that container only
 #: The parts of the output folder each role writes (and so mounts).
 WRITES = {"server": ("servers",), "client": ("cells",), "capture": ("capture",)}
 READY_TIMEOUT_S = 20.0
@@ -113,9 +115,11 @@ class Run:
         certs_dir: Path,
         run_id: str | None = None,
         images: dict[str, str] | None = None,
+        capabilities: dict[str, tuple[str, ...]] | None = None,
     ):
         self.client = client
         self.images = dict(images or {})
+        self.capabilities = dict(capabilities or {})  # a server's manifest's own (registry)
         self.run_id = run_id or new_run_id()
         self.out_dir = out_dir.resolve()
         self.certs_dir = certs_dir.resolve()
@@ -147,17 +151,21 @@ class Run:
                 )
             return self._network
 
-    def pod(self, impl: str, purpose: str = "matrix", capture: bool = False) -> Pod:
+    def pod(self, impl: str, purpose: str = "matrix", capture: bool = False, agents: bool = True) -> Pod:
         """The pod whose server container runs ``impl`` for ``purpose`` (started on first use).
 
-        With ``capture`` the pod also gets the capture sidecar (SPEC §9).
+        With ``capture`` the pod also gets the capture sidecar (SPEC §9). With ``agents``
+        (the default) its client containers run their cells through an agent
+        (harness/agent.py) instead of one ``docker exec`` each.
         """
         network = self.network()
         with self._lock:
             if self._closed:
                 raise HarnessError("the run is closed")
             if (impl, purpose) not in self._pods:
-                self._pods[(impl, purpose)] = Pod(self, impl, network, name=f"{impl}-{purpose}", capture=capture)
+                self._pods[(impl, purpose)] = Pod(
+                    self, impl, network, name=f"{impl}-{purpose}", capture=capture, agents=agents
+                )
             return self._pods[(impl, purpose)]
 
     def image_for(self, impl: str) -> str:
@@ -225,9 +233,14 @@ class Run:
         """Remove every container and network of this run; safe to call twice."""
         with self._lock:
             self._closed = True
+            pods = list(self._pods.values())
             self._pods.clear()
             self._network = None
-        remove_labelled(self.client, {RUN_LABEL: self.run_id})
+        try:
+            remove_labelled(self.client, {RUN_LABEL: self.run_id})
+        finally:
+            for pod in pods:
+                pod.close_agents()
 
     def __enter__(self) -> Run:
         return self
@@ -241,13 +254,26 @@ class Run:
 class Pod:
     """A server container and the client containers sharing its network namespace."""
 
-    def __init__(self, run: Run, impl: str, network: Network, name: str | None = None, capture: bool = False):
+    def __init__(
+        self,
+        run: Run,
+        impl: str,
+        network: Network,
+        name: str | None = None,
+        capture: bool = False,
+        agents: bool = True,
+    ):
         self.run = run
         self.impl = impl
         self.name = name or impl
+        self.agents = agents
         self._clients: dict[str, Container] = {}
+        self._agents: dict[str, Agent | None] = {}
         self._lock = threading.Lock()
-        self.server = self._start(impl, "server", network=network.name)
+        # A server manifest may ask for the capabilities that drop root (registry
+        # DROPPING_CAPABILITIES), for a root container only; nothing else is ever added.
+        extra = run.capabilities.get(impl, ()) if os.getuid() == 0 else ()
+        self.server = self._start(impl, "server", network=network.name, **({"cap_add": list(extra)} if extra else {}))
         self.sidecar: Container | None = None
         self.capture: PcapFollower | None = self._start_capture() if capture else None
 
@@ -257,6 +283,7 @@ class Pod:
         # a container reads what it should as the owner of the files, never by DAC_OVERRIDE.
         if os.getuid() != 0 and role != "capture":
             kwargs.setdefault("user", f"{os.getuid()}:{os.getgid()}")
+        volumes = kwargs.pop("volumes", None) or self.run.volumes(role)
         try:
             container: Container = self.run.client.containers.run(
                 self.run.image_for(impl),
@@ -264,7 +291,7 @@ class Pod:
                 detach=True,
                 init=True,
                 labels=labels,
-                volumes=self.run.volumes(role),
+                volumes=volumes,
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 **kwargs,
@@ -341,8 +368,37 @@ class Pod:
     def client(self, impl: str) -> Container:
         with self._lock:
             if impl not in self._clients:
-                self._clients[impl] = self._start(impl, "client", network_mode=f"container:{self.server.id}")
+                agent_dir = self.run.out_dir / AGENTS_DIR / f"{self.name}-{impl}"
+                mounts = self.run.volumes("client")
+                if self.agents:
+                    mounts[str(agent_dir)] = {"bind": agent.MOUNT, "mode": "rw"}
+                    agent_dir.mkdir(parents=True, exist_ok=True)
+                container = self._start(impl, "client", network_mode=f"container:{self.server.id}", volumes=mounts)
+                self._clients[impl] = container
+                self._agents[impl] = self._start_agent(container, agent_dir) if self.agents else None
             return self._clients[impl]
+
+    def _start_agent(self, container: Container, folder: Path) -> Agent | None:
+        """The container's agent, or None (no bash: its cells use ``docker exec``)."""
+        started = Agent(folder)
+        api = self.run.client.api
+        try:
+            exec_id = api.exec_create(container.id, ["bash", f"{agent.MOUNT}/agent.sh", agent.MOUNT])["Id"]
+            api.exec_start(exec_id, detach=True)
+        except docker.errors.APIError:
+            started.close()
+            return None
+        if not started.wait_ready():
+            started.close()
+            return None
+        return started
+
+    def close_agents(self) -> None:
+        with self._lock:
+            agents = [a for a in self._agents.values() if a is not None]
+            self._agents.clear()
+        for running in agents:
+            running.close()
 
     def start_server(
         self,
@@ -355,7 +411,8 @@ class Pod:
         ready_text: str = "listening at",
     ) -> ServerProcess:
         """Start ``argv`` in the server container and wait until it says it listens."""
-        log_path = self.run.out_dir / "servers" / f"{name}.log"
+        # Named by pod too: two runners of one run (matrix, wire, parity) use the same ports.
+        log_path = self.run.out_dir / "servers" / f"{self.name}--{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.unlink(missing_ok=True)
         container_log = self.run.container_path(log_path)
@@ -410,7 +467,19 @@ class Pod:
         With ``marker``, the program's end is followed by the UDP marker that tells
         the capture the cell is over (see harness.capture).
         """
-        return self._exec(self.client(impl), argv, timeout_s, workdir, environment, marker)
+        container = self.client(impl)
+        runner = self._agents.get(impl)
+        if runner is None:
+            return self._exec(container, argv, timeout_s, workdir, environment, marker)
+        code, stdout, stderr, seconds = runner.run(
+            argv,
+            timeout_s,
+            workdir,
+            environment,
+            MARKER_PREFIX + marker.encode() if marker is not None else None,
+            MARKER_PORT,
+        )
+        return ExecResult(tuple(argv), code, stdout, stderr, seconds)
 
     def exec_in_server(self, argv: Sequence[str], *, timeout_s: float, workdir: str | None = None) -> ExecResult:
         """Run ``argv`` in the pod's own (server) container, killed after ``timeout_s``."""

@@ -32,7 +32,7 @@ MANIFEST = "impl.toml"
 ROLES = ("server", "client")
 DEFAULT_PORT = 9443
 #: Features a cell may need; a manifest lists those its implementation lacks, with why.
-FEATURES = ("report", "require", "crl", "keylog", "tls1.2", "tls1.3")
+FEATURES = ("report", "require", "crl", "keylog", "tls1.2", "tls1.3", "ca-names")
 
 #: Placeholders each role's argv template may use (harness.scenarios' sides, plus the port/URL).
 SERVER_VALUES = ("cert", "key", "root_ca", "require", "crl", "tls_max", "port")
@@ -152,6 +152,7 @@ class ServerSpec:
     native_names: str | None
     reasons: Table
     responses: Table
+    capabilities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,12 @@ def _check_keys(doc: Mapping[str, Any], allowed: set[str], origin: str) -> None:
         )
 
 
+# The only capabilities a manifest may ask for its server container, and only when the
+# harness runs as root: what a server that starts as root needs to switch its workers to
+# an unprivileged user (Apache's mod_unixd). Nothing that reads or changes what it should not.
+DROPPING_CAPABILITIES = frozenset({"SETUID", "SETGID"})
+
+
 def _server(doc: Mapping[str, Any], origin: str) -> ServerSpec:
     _check_keys(
         doc,
@@ -266,9 +273,16 @@ def _server(doc: Mapping[str, Any], origin: str) -> ServerSpec:
             "native_names",
             "reasons",
             "responses",
+            "capabilities",
         },
         origin,
     )
+    capabilities = doc.get("capabilities", [])
+    if not isinstance(capabilities, list) or not set(capabilities) <= DROPPING_CAPABILITIES:
+        raise ManifestError(
+            f"{origin}.capabilities may hold only {sorted(DROPPING_CAPABILITIES)} "
+            "(what a server needs to drop root for its worker processes)"
+        )
     fresh = doc.get("fresh_process", False)
     if not isinstance(fresh, bool):
         raise ManifestError(f"{origin}.fresh_process must be true or false")
@@ -286,6 +300,7 @@ def _server(doc: Mapping[str, Any], origin: str) -> ServerSpec:
         native_names=doc.get("native_names"),
         reasons=parse_table(doc.get("reasons"), f"{origin}.reasons", ("reason", "log")),
         responses=parse_table(doc.get("responses"), f"{origin}.responses", ("body", "log")),
+        capabilities=tuple(capabilities),
     )
 
 
@@ -474,6 +489,27 @@ class Registry:
 
     def images(self) -> dict[str, str]:
         return {i.name: i.image for i in self.impls}
+
+    def wire_view(self, cell: Any) -> dict[str, bool]:
+        """What a capture of ``cell`` can show (scenarios.wire_mismatches's keywords): a
+        TLS 1.3 handshake is readable only with the client's key log, and a server whose
+        CertificateRequest lists no CA names by design is not asked for them."""
+        client = self.client(cell.client)
+        server = self.server(cell.server)
+        return {
+            "readable": not (cell.tls == "1.3" and "keylog" in client.unsupported),
+            "ca_names": "ca-names" not in server.unsupported,
+        }
+
+    def wire_unseen(self, cell: Any) -> str | None:
+        """Why a capture cannot show what ``cell``'s scenario asserts on the wire, or None."""
+        if cell.tls == "1.3" and "keylog" in self.client(cell.client).unsupported:
+            return f"{cell.client} client: {self.client(cell.client).unsupported['keylog']}"
+        return None
+
+    def capabilities(self) -> dict[str, tuple[str, ...]]:
+        """The capabilities each server's manifest asks for (only DROPPING_CAPABILITIES)."""
+        return {i.name: i.server.capabilities for i in self.impls if i.server is not None and i.server.capabilities}
 
     # --- cells ---
 

@@ -33,7 +33,15 @@ CELLS = [
 ]
 
 
-@pytest.mark.parametrize("wire_cell", CELLS, ids=[c.id for c in CELLS])
+PARAMS = [
+    pytest.param(
+        cell, id=cell.id, marks=[pytest.mark.skip(reason=unseen)] if (unseen := REGISTRY.wire_unseen(cell)) else []
+    )
+    for cell in CELLS
+]
+
+
+@pytest.mark.parametrize("wire_cell", PARAMS)
 def test_wire(harness: Session, wire_cell) -> None:  # type: ignore[no-untyped-def]
     cell = wire_cell
     result = harness.wire_runner().run_cell(cell)

@@ -78,3 +78,18 @@ def test_manifest_and_recordings_are_not_image_inputs(tmp_path: Path) -> None:
     (tmp_path / "recorded").mkdir()
     (tmp_path / "recorded" / "cell.json").write_text("{}")
     assert images.input_hash(tmp_path, "sha256:a") == first
+
+
+def test_the_four_lighttpd_folders_share_one_server_program() -> None:
+    """One lighttpd configuration, four TLS modules: each folder is its own image (a build
+    context cannot reach a sibling), so the copies must stay identical but for MODULE."""
+    folders = sorted(registry.images_dir().glob("lighttpd-*"))
+    assert [f.name for f in folders] == ["lighttpd-gnutls", "lighttpd-mbedtls", "lighttpd-openssl", "lighttpd-wolfssl"]
+    programs = {
+        f.name: [line for line in (f / "server-mtls").read_text().splitlines() if not line.startswith("MODULE=")]
+        for f in folders
+    }
+    assert all(lines == programs["lighttpd-openssl"] for lines in programs.values())
+    for folder in folders:
+        assert f"MODULE=mod_{folder.name.removeprefix('lighttpd-')}" in (folder / "server-mtls").read_text()
+        assert (folder / "mtls-verify.lua").read_bytes() == (folders[0] / "mtls-verify.lua").read_bytes()

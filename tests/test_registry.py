@@ -156,6 +156,7 @@ def test_contract_templates_give_the_contract_flags() -> None:
         (TOY_SERVER + '\n[client.output]\ncode = "no group"\n', "needs one group"),
         (TOY_SERVER.replace('image = "example/toy:1"\n', ""), "image must name an existing image"),
         ("name = [", "impl.toml"),
+        (TOY_SERVER.replace("[server]\n", '[server]\ncapabilities = ["SYS_ADMIN"]\n', 1), "may hold only"),
     ],
 )
 def test_a_broken_manifest_is_one_line_naming_the_file_and_the_problem(
@@ -174,3 +175,11 @@ def test_two_folders_with_one_name_are_refused(tmp_path: Path) -> None:
         registry.load([tmp_path / "a" / "toy"], folder=tmp_path / "a")
     with pytest.raises(UsageError, match="no impl.toml there"):
         registry.load([tmp_path / "missing"])
+
+
+def test_a_server_may_ask_only_for_the_capabilities_that_drop_root(tmp_path: Path) -> None:
+    write_impl(tmp_path, "toy", TOY_SERVER.replace("[server]\n", '[server]\ncapabilities = ["SETUID", "SETGID"]\n', 1))
+    found = registry.load(folder=tmp_path)
+    assert found.capabilities() == {"toy": ("SETUID", "SETGID")}
+    assert "apache" in registry.default().capabilities()
+    assert set(registry.default().capabilities()) == {"apache"}  # no other stack needs any

@@ -1,0 +1,173 @@
+"""A client container's agent: runs each cell's client without a ``docker exec``.
+
+A ``docker exec`` costs three Docker API calls and a runc setup per cell (about 90 ms on
+a quiet 2-core machine, much more under load, and CPU the clients need). Instead each
+client container runs one small bash loop, started once by a single ``docker exec``:
+
+- the harness writes the cell's command as a short bash script into the agent's folder
+  (``out/agents/<container>/``, mounted at ``/out/agent`` in that container only; it
+  holds no key) and writes its id into the ``requests`` FIFO;
+- the agent starts the script as a fresh process, in the background (cells of other
+  server processes may run at the same time), with stdout and stderr to files;
+- when the script ends, the agent writes "<id> <exit status>" into the ``done`` FIFO,
+  which one reader thread of the harness dispatches to the waiting cell.
+
+The script is what the ``docker exec`` path ran: ``timeout -k 2 LIMIT argv`` (exit 124
+past the limit), then the capture marker. So a cell's client is the same fresh process
+with the same arguments, environment and working folder either way; the parity test
+(scenarios/test_parity.py) runs cells both ways and compares every verdict.
+
+An image without bash (a user's own) never says "ready": its cells use ``docker exec``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+MOUNT = "/out/agent"
+READY_TIMEOUT_S = 10.0
+# Past the cell's own limit (timeout -k 2 LIMIT): what the agent may take to answer.
+GRACE_S = 10.0
+
+SCRIPT = r"""#!/bin/bash
+# mtls-harness agent (harness/agent.py): one fresh process per request, in the background.
+dir=$1
+exec 3<>"$dir/requests" 4<>"$dir/done" </dev/null
+echo ready >&4
+while read -r id <&3; do
+    { bash "$dir/$id.sh" >"$dir/$id.out" 2>"$dir/$id.err"; echo "$id $?" >&4; } &
+done
+"""
+
+
+def request_script(
+    argv: Sequence[str],
+    timeout_s: float,
+    workdir: str | None,
+    environment: dict[str, str] | None,
+    marker: bytes | None,
+    marker_port: int,
+) -> str:
+    """The bash script of one request: what ``docker exec`` would have run."""
+    lines = ["set -u"]
+    if workdir:
+        lines.append(f"cd {shlex.quote(workdir)} || exit 126")
+    for name, value in (environment or {}).items():
+        lines.append(f"export {name}={shlex.quote(value)}")
+    lines.append(f"timeout -k 2 {timeout_s:g} {shlex.join(argv)}")
+    lines.append("rc=$?")
+    if marker is not None:
+        lines.append(f"printf '%s' {shlex.quote(marker.decode())} > /dev/udp/127.0.0.1/{marker_port}")
+    lines.append("exit $rc")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class _Waiting:
+    event: threading.Event = field(default_factory=threading.Event)
+    status: int | None = None
+
+
+class Agent:
+    """The harness side of one container's agent: ``run`` is ``docker exec`` without Docker."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("requests", "done"):
+            path = folder / name
+            path.unlink(missing_ok=True)
+            os.mkfifo(path, 0o600)
+        (folder / "agent.sh").write_text(SCRIPT)
+        self._lock = threading.Lock()
+        self._waiting: dict[str, _Waiting] = {}
+        self._ready = threading.Event()
+        self._closed = False
+        self._next = 0
+        # Opened read-write: neither open blocks, and neither end ever sees EOF while the
+        # agent restarts or no request is pending.
+        self._requests = os.open(folder / "requests", os.O_RDWR)
+        self._done = os.open(folder / "done", os.O_RDWR)
+        self._reader = threading.Thread(target=self._read, name=f"agent-{folder.name}", daemon=True)
+        self._reader.start()
+
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> bool:
+        return self._ready.wait(timeout_s)
+
+    def _read(self) -> None:
+        buffered = b""
+        while not self._closed:
+            try:
+                chunk = os.read(self._done, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buffered += chunk
+            *lines, buffered = buffered.split(b"\n")
+            for line in lines:
+                words = line.decode(errors="replace").split()
+                if words == ["ready"]:
+                    self._ready.set()
+                elif len(words) == 2 and words[1].lstrip("-").isdigit():
+                    with self._lock:
+                        waiting = self._waiting.get(words[0])
+                    if waiting is not None:
+                        waiting.status = int(words[1])
+                        waiting.event.set()
+
+    def run(
+        self,
+        argv: Sequence[str],
+        timeout_s: float,
+        workdir: str | None = None,
+        environment: dict[str, str] | None = None,
+        marker: bytes | None = None,
+        marker_port: int = 0,
+    ) -> tuple[int, bytes, bytes, float]:
+        """Run ``argv`` as a fresh process in the container: (exit status, stdout, stderr, seconds)."""
+        with self._lock:
+            if self._closed:
+                raise HarnessError("the agent is closed")
+            self._next += 1
+            request = f"r{self._next}"
+            waiting = self._waiting[request] = _Waiting()
+        script = self.folder / f"{request}.sh"
+        script.write_text(request_script(argv, timeout_s, workdir, environment, marker, marker_port))
+        started = time.monotonic()
+        try:
+            os.write(self._requests, f"{request}\n".encode())  # one short write: atomic on a FIFO
+            if not waiting.event.wait(timeout_s + GRACE_S):
+                raise HarnessError(
+                    f"the agent in {self.folder.name} did not answer within {timeout_s + GRACE_S:.0f} s "
+                    f"(is its container paused or gone?)"
+                )
+            elapsed = time.monotonic() - started
+            out = self.folder / f"{request}.out"
+            err = self.folder / f"{request}.err"
+            stdout = out.read_bytes() if out.is_file() else b""
+            stderr = err.read_bytes() if err.is_file() else b""
+        finally:
+            with self._lock:
+                self._waiting.pop(request, None)
+            for suffix in (".sh", ".out", ".err"):
+                (self.folder / f"{request}{suffix}").unlink(missing_ok=True)
+        assert waiting.status is not None
+        return waiting.status, stdout, stderr, elapsed
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            os.write(self._done, b"closed\n")  # wakes the reader, which then sees _closed
+        for fd in (self._requests, self._done):
+            with contextlib.suppress(OSError):
+                os.close(fd)
