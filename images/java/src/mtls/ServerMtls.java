@@ -1,0 +1,434 @@
+package mtls;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
+import java.security.cert.CRL;
+import java.security.cert.CertStore;
+import java.security.cert.CertificateException;
+import java.security.cert.CollectionCertStoreParameters;
+import java.security.cert.PKIXBuilderParameters;
+import java.security.cert.X509CertSelector;
+import java.security.cert.X509Certificate;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.WeakHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import javax.naming.InvalidNameException;
+import javax.naming.ldap.LdapName;
+import javax.naming.ldap.Rdn;
+import javax.net.ssl.CertPathTrustManagerParameters;
+import javax.net.ssl.KeyManagerFactory;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLEngine;
+import javax.net.ssl.SSLPeerUnverifiedException;
+import javax.net.ssl.SSLSession;
+import javax.net.ssl.SSLSocket;
+import javax.net.ssl.SSLSocketFactory;
+import javax.net.ssl.TrustManager;
+import javax.net.ssl.TrustManagerFactory;
+import javax.net.ssl.X509ExtendedTrustManager;
+
+/**
+ * server-mtls: the mTLS server of the contract (images/CONTRACT.md) on Java 17's JSSE
+ * (SunJSSE), JDK classes only.
+ *
+ * Keys and trust come from PEM files into in-memory KeyStores (Pem); the KeyManagerFactory
+ * and TrustManagerFactory are the defaults (SunX509 and PKIX); without --root-ca the
+ * TrustManagerFactory is initialised with a null KeyStore, i.e. the JDK's cacerts. The
+ * listener hands each accepted TCP socket to JSSE's server-mode SSLSocket (see serve()).
+ *
+ * Report mode (the default) is setWantClientAuth(true) with the default X509TrustManager
+ * wrapped: its checkClientTrusted runs unchanged and a CertificateException it throws is
+ * recorded for the connection instead of failing the handshake; the body's reason is that
+ * exception (class, CertPathValidatorException reason, message, causes). No certificate:
+ * SSLSession.getPeerCertificates' SSLPeerUnverifiedException.
+ *
+ * --require is setNeedClientAuth(true) with the default trust manager: JSSE's own
+ * verification, in the handshake, with JSSE's own alert.
+ *
+ * --crl is the documented PKIX route: PKIXBuilderParameters over the trust store with
+ * revocation enabled and a Collection CertStore of the CRLs, handed to the PKIX
+ * TrustManagerFactory as CertPathTrustManagerParameters.
+ *
+ * SSLKEYLOGFILE: JSSE has no key log; it is ignored.
+ */
+public final class ServerMtls {
+    static final String USAGE =
+            "usage: server-mtls --cert FILE --key FILE [--root-ca FILE] [--require] [--tls-max 1.2|1.3] [--crl FILE] [--port N]";
+    static final int DEADLINE_MS = 10_000;
+    static final int LINGER_MS = 1_000;
+    static final PrintStream OUT = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+
+    static synchronized void log(String line) {
+        OUT.println(line);
+    }
+
+    static void fail(int code, String message) {
+        System.err.println("server-mtls: " + message);
+        System.exit(code);
+    }
+
+    static byte[] readFile(String path, String flag) {
+        byte[] data = Pem.read(path);
+        if (data == null) {
+            fail(2, "cannot read --" + flag + " " + path);
+        }
+        return data;
+    }
+
+    /**
+     * The default X509ExtendedTrustManager, unchanged, except that a client chain it
+     * refuses is remembered for its socket instead of failing the handshake (report mode).
+     */
+    static final class RecordingTrustManager extends X509ExtendedTrustManager {
+        private final X509ExtendedTrustManager delegate;
+        private final Map<Socket, CertificateException> failures = Collections.synchronizedMap(new WeakHashMap<>());
+
+        RecordingTrustManager(X509ExtendedTrustManager delegate) {
+            this.delegate = delegate;
+        }
+
+        CertificateException take(Socket socket) {
+            return failures.remove(socket);
+        }
+
+        @Override
+        public void checkClientTrusted(X509Certificate[] chain, String authType, Socket socket) {
+            try {
+                delegate.checkClientTrusted(chain, authType, socket);
+            } catch (CertificateException e) {
+                failures.put(socket, e);
+            }
+        }
+
+        @Override
+        public void checkClientTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
+                throws CertificateException {
+            delegate.checkClientTrusted(chain, authType, engine);
+        }
+
+        @Override
+        public void checkClientTrusted(X509Certificate[] chain, String authType) throws CertificateException {
+            delegate.checkClientTrusted(chain, authType);
+        }
+
+        @Override
+        public void checkServerTrusted(X509Certificate[] chain, String authType, Socket socket)
+                throws CertificateException {
+            delegate.checkServerTrusted(chain, authType, socket);
+        }
+
+        @Override
+        public void checkServerTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
+                throws CertificateException {
+            delegate.checkServerTrusted(chain, authType, engine);
+        }
+
+        @Override
+        public void checkServerTrusted(X509Certificate[] chain, String authType) throws CertificateException {
+            delegate.checkServerTrusted(chain, authType);
+        }
+
+        @Override
+        public X509Certificate[] getAcceptedIssuers() {
+            return delegate.getAcceptedIssuers();
+        }
+    }
+
+    static String commonName(X509Certificate cert) {
+        try {
+            String cn = null;
+            for (Rdn rdn : new LdapName(cert.getSubjectX500Principal().getName()).getRdns()) {
+                if (rdn.getType().equalsIgnoreCase("CN")) {
+                    cn = rdn.getValue().toString();
+                }
+            }
+            return cn == null ? "" : cn;
+        } catch (InvalidNameException e) {
+            return "";
+        }
+    }
+
+    public static void main(String[] args) throws Exception {
+        Map<String, String> opts = new LinkedHashMap<>();
+        boolean require = false;
+        for (int i = 0; i < args.length; i++) {
+            String arg = args[i];
+            String value = null;
+            int eq = arg.indexOf('=');
+            if (arg.startsWith("--") && eq > 0) {
+                value = arg.substring(eq + 1);
+                arg = arg.substring(0, eq);
+            }
+            switch (arg) {
+                case "--help":
+                case "-h":
+                    System.out.println(USAGE);
+                    System.exit(0);
+                    break;
+                case "--version":
+                    System.out.println(version());
+                    System.exit(0);
+                    break;
+                case "--require":
+                    require = true;
+                    break;
+                case "--cert":
+                case "--key":
+                case "--root-ca":
+                case "--tls-max":
+                case "--crl":
+                case "--port":
+                    if (value == null) {
+                        if (i + 1 >= args.length) {
+                            fail(2, arg + " needs a value\n" + USAGE);
+                        }
+                        value = args[++i];
+                    }
+                    opts.put(arg.substring(2), value);
+                    break;
+                default:
+                    fail(2, "unknown option " + args[i] + "\n" + USAGE);
+            }
+        }
+        if (!opts.containsKey("cert")) {
+            fail(1, "missing required option --cert");
+        }
+        if (!opts.containsKey("key")) {
+            fail(1, "missing required option --key");
+        }
+        String tlsMax = opts.get("tls-max");
+        if (tlsMax != null && !tlsMax.equals("1.2") && !tlsMax.equals("1.3")) {
+            fail(2, "--tls-max must be 1.2 or 1.3, got " + tlsMax);
+        }
+        int port = 9443;
+        if (opts.containsKey("port")) {
+            try {
+                port = Integer.parseInt(opts.get("port"));
+            } catch (NumberFormatException e) {
+                port = -1;
+            }
+            if (port <= 0 || port > 65535) {
+                fail(2, "--port must be 1-65535, got " + opts.get("port"));
+            }
+        }
+
+        byte[] certPem = readFile(opts.get("cert"), "cert");
+        byte[] keyPem = readFile(opts.get("key"), "key");
+        byte[] rootPem = opts.containsKey("root-ca") ? readFile(opts.get("root-ca"), "root-ca") : null;
+        byte[] crlPem = opts.containsKey("crl") ? readFile(opts.get("crl"), "crl") : null;
+
+        SSLContext context = SSLContext.getInstance("TLS");
+        KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+        try {
+            kmf.init(Pem.keyStore(Pem.privateKey(keyPem), Pem.certificates(certPem)), Pem.PASSWORD);
+        } catch (GeneralSecurityException e) {
+            fail(2, "cannot use --cert " + opts.get("cert") + " / --key " + opts.get("key") + ": " + Words.describe(e));
+        }
+
+        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        KeyStore trust = null;
+        if (rootPem != null) {
+            try {
+                trust = Pem.trustStore(Pem.certificates(rootPem));
+            } catch (GeneralSecurityException e) {
+                fail(2, "cannot use --root-ca " + opts.get("root-ca") + ": " + Words.describe(e));
+            }
+        }
+        if (crlPem != null) {
+            try {
+                if (trust == null) {
+                    // The trust a null KeyStore gives: the JDK's cacerts.
+                    trust = KeyStore.getInstance(KeyStore.getDefaultType());
+                    try (InputStream in = java.nio.file.Files.newInputStream(
+                            Path.of(System.getProperty("java.home"), "lib", "security", "cacerts"))) {
+                        trust.load(in, null);
+                    }
+                }
+                Collection<? extends CRL> crls = Pem.crls(crlPem);
+                PKIXBuilderParameters params = new PKIXBuilderParameters(trust, new X509CertSelector());
+                params.setRevocationEnabled(true);
+                params.addCertStore(CertStore.getInstance("Collection", new CollectionCertStoreParameters(crls)));
+                tmf.init(new CertPathTrustManagerParameters(params));
+            } catch (GeneralSecurityException | IOException e) {
+                fail(2, "cannot use --crl " + opts.get("crl") + ": " + Words.describe(e));
+            }
+        } else {
+            tmf.init(trust); // null: the JDK's default trust store (cacerts)
+        }
+        X509ExtendedTrustManager defaultTm = null;
+        for (TrustManager tm : tmf.getTrustManagers()) {
+            if (tm instanceof X509ExtendedTrustManager) {
+                defaultTm = (X509ExtendedTrustManager) tm;
+            }
+        }
+        RecordingTrustManager recorder = require ? null : new RecordingTrustManager(defaultTm);
+        context.init(kmf.getKeyManagers(), new TrustManager[] {require ? defaultTm : recorder}, null);
+
+        ServerSocket listener = new ServerSocket();
+        try {
+            listener.bind(new InetSocketAddress(port), 128);
+        } catch (IOException e) {
+            fail(1, "cannot listen on port " + port + ": " + Words.describe(e));
+        }
+        log("Example mTLS app listening at https://localhost:" + port);
+
+        SSLSocketFactory factory = context.getSocketFactory();
+        ExecutorService pool = Executors.newCachedThreadPool();
+        boolean requireMode = require;
+        boolean tls12 = "1.2".equals(tlsMax);
+        while (true) {
+            Socket raw = listener.accept();
+            pool.execute(() -> serve(raw, factory, recorder, requireMode, tls12));
+        }
+    }
+
+    /**
+     * One connection. The TLS socket is JSSE's server-mode socket layered over the accepted
+     * TCP socket (SSLSocketFactory.createSocket(socket, null, false), the same SSLSocketImpl
+     * with the same defaults an SSLServerSocket hands out) so that the TCP socket can be
+     * closed without a reset once TLS is done: see linger().
+     */
+    static void serve(Socket raw, SSLSocketFactory factory, RecordingTrustManager recorder, boolean require,
+            boolean tls12) {
+        try {
+            raw.setSoTimeout(DEADLINE_MS);
+            SSLSocket socket = (SSLSocket) factory.createSocket(raw, null, false);
+            if (require) {
+                socket.setNeedClientAuth(true);
+            } else {
+                socket.setWantClientAuth(true);
+            }
+            if (tls12) {
+                List<String> protocols = new ArrayList<>();
+                for (String p : socket.getEnabledProtocols()) {
+                    if (!p.equals("TLSv1.3")) {
+                        protocols.add(p);
+                    }
+                }
+                socket.setEnabledProtocols(protocols.toArray(new String[0]));
+            }
+            try {
+                socket.startHandshake();
+            } catch (IOException e) {
+                // JSSE has sent its alert (TransportContext.fatal).
+                log("handshake-failed " + Words.describe(e));
+                return;
+            }
+            SSLSession session = socket.getSession();
+            String subject = "none";
+            String reason = null;
+            try {
+                X509Certificate leaf = (X509Certificate) session.getPeerCertificates()[0];
+                subject = "\"" + commonName(leaf) + "\"";
+            } catch (SSLPeerUnverifiedException e) {
+                // JSSE's own words for "no client certificate" (optional client auth).
+                reason = Words.describe(e);
+            }
+            if (recorder != null) {
+                CertificateException failure = recorder.take(socket);
+                if (failure != null) {
+                    reason = Words.describe(failure);
+                }
+            }
+            String line = "handshake " + session.getProtocol() + " subject=" + subject;
+            String body;
+            if (reason == null) {
+                line += " authorized=true";
+                body = "{\"mTLSValid\": true}\n";
+            } else {
+                line += " authorized=false reason=" + reason;
+                body = "{\"mTLSValid\": false, \"reason\": " + Words.json(reason) + "}\n";
+            }
+            log(line);
+            readRequest(socket.getInputStream());
+            byte[] content = body.getBytes(StandardCharsets.UTF_8);
+            OutputStream out = socket.getOutputStream();
+            out.write(("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + content.length
+                    + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+            out.write(content);
+            out.flush();
+            socket.shutdownOutput(); // close_notify, as SSLSocket.close() sends it
+        } catch (IOException | RuntimeException e) {
+            log("connection-error " + Words.describe(e));
+        } finally {
+            linger(raw);
+        }
+    }
+
+    /**
+     * Closes the TCP connection without a reset: shut down the sending side, read and
+     * discard what the client still sends for up to a second, then close. A plain close()
+     * with unread data (the rest of a TLS 1.2 client's flight, a TLS 1.3 client's request)
+     * makes the kernel send an RST, which can reach the client before it reads the alert
+     * JSSE has just sent (JSSE's own closeSocket only drains what has already arrived).
+     * TCP only: nothing of TLS changes.
+     */
+    static void linger(Socket raw) {
+        try {
+            raw.shutdownOutput();
+            raw.setSoTimeout(LINGER_MS);
+            InputStream in = raw.getInputStream();
+            byte[] buffer = new byte[4096];
+            long end = System.nanoTime() + LINGER_MS * 1_000_000L;
+            while (System.nanoTime() < end && in.read(buffer) >= 0) {
+                // discard
+            }
+        } catch (IOException e) {
+            // the client is gone: nothing left to drain
+        } finally {
+            try {
+                raw.close();
+            } catch (IOException e) {
+                // nothing to do
+            }
+        }
+    }
+
+    /** Reads the request head (up to the blank line); the request itself does not matter. */
+    static void readRequest(InputStream in) throws IOException {
+        ByteArrayOutputStream head = new ByteArrayOutputStream();
+        int state = 0;
+        while (head.size() < 65536) {
+            int b = in.read();
+            if (b < 0) {
+                return;
+            }
+            head.write(b);
+            if (b == '\r' && (state == 0 || state == 2)) {
+                state++;
+            } else if (b == '\n' && (state == 1 || state == 3)) {
+                if (++state == 4) {
+                    return;
+                }
+            } else {
+                state = b == '\r' ? 1 : 0;
+            }
+        }
+    }
+
+    static String version() {
+        try {
+            SSLContext context = SSLContext.getDefault();
+            return "Java " + Runtime.version() + " " + context.getProvider().getName() + " "
+                    + context.getProvider().getVersionStr();
+        } catch (GeneralSecurityException e) {
+            return "Java " + Runtime.version();
+        }
+    }
+}

@@ -1,0 +1,564 @@
+/*
+ * nss-mtls-server: the TLS part of the nss image's server-mtls (images/CONTRACT.md).
+ * Mozilla NSS 3.87 as Debian bookworm ships it; the server-mtls wrapper has already
+ * built the NSS certificate database this program opens (trust anchors with certutil,
+ * the server's key and chain with pk12util), as NSS servers such as selfserv expect.
+ *
+ *   nss-mtls-server --db DIR --nickname NAME [--require] [--tls-max 1.2|1.3]
+ *                   [--crl FILE] --port N
+ *   nss-mtls-server --version
+ *
+ * Client authentication is NSS's documented one (ssl.h):
+ *   SSL_OptionSet(SSL_REQUEST_CERTIFICATE, PR_TRUE) and
+ *   SSL_OptionSet(SSL_REQUIRE_CERTIFICATE, SSL_REQUIRE_ALWAYS | SSL_REQUIRE_NEVER).
+ * --require: no certificate hook at all, so NSS runs its default SSL_AuthCertificate
+ *   (CERT_VerifyCert(now) with certUsageSSLClient) and fails the handshake with the
+ *   alert NSS picks (ssl3_SendAlertForCertError, ssl3_HandleNoCertificate).
+ * Report mode: SSL_REQUIRE_NEVER and an SSL_AuthCertificateHook that calls that same
+ *   SSL_AuthCertificate, records PR_ErrorToName(PORT_GetError()) when it fails, and
+ *   returns SECSuccess, so the handshake completes and the body names NSS's error.
+ *   A client that sends no certificate: SSL_PeerCertificateChain() fails with NSS's
+ *   own SSL_ERROR_NO_CERTIFICATE.
+ * --crl FILE: every PEM CRL of the file is handed to CERT_CacheCRL(), NSS's call for
+ *   "a CRL the verification functions find and use" (cert.h); the CRL's signature is
+ *   checked against its issuer when it is used (lib/certdb/crl.c CachedCrl_Verify).
+ *
+ * One process, one thread per connection (NSS is thread-safe; it must not be used
+ * across fork()). Listens on [::] (IPv4 too, as mapped addresses), or on 0.0.0.0
+ * where IPv6 is not available.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <base64.h>
+#include <cert.h>
+#include <certt.h>
+#include <nspr.h>
+#include <nss.h>
+#include <pk11pub.h>
+#include <prerror.h>
+#include <private/pprio.h> /* PR_FileDesc2NativeHandle */
+#include <secerr.h>
+#include <ssl.h>
+#include <sslerr.h>
+#include <sslproto.h>
+
+#define DEADLINE_S 10
+#define MAX_REQUEST 16384
+#define LINGER_S 10
+
+static struct {
+	const char *db, *nickname, *crl, *tls_max;
+	int require;
+	int port;
+} opt;
+
+static PRFileDesc *model;
+static PRLock *log_lock;
+
+struct conn {
+	PRFileDesc *tcp;
+	int verified;      /* the hook ran */
+	PRErrorCode error; /* what SSL_AuthCertificate failed with, 0 if it passed */
+	int sent_alert;    /* the last alert this side sent, -1 if none */
+	int recv_alert;    /* the last alert this side received, -1 if none */
+};
+
+static void log_line(const char *fmt, ...)
+{
+	char buf[4096];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof(buf) - 2)
+		n = sizeof(buf) - 2;
+	buf[n++] = '\n';
+	PR_Lock(log_lock);
+	if (write(STDOUT_FILENO, buf, n) < 0) {
+		/* nothing to do */
+	}
+	PR_Unlock(log_lock);
+}
+
+static void die(const char *what)
+{
+	PRErrorCode err = PR_GetError();
+	const char *name = PR_ErrorToName(err);
+
+	fprintf(stderr, "nss-mtls-server: %s: %s: %s\n", what, name ? name : "unknown error",
+		PR_ErrorToString(err, PR_LANGUAGE_I_DEFAULT));
+	exit(1);
+}
+
+static const char *error_name(PRErrorCode err)
+{
+	const char *name = PR_ErrorToName(err);
+	return name ? name : "UNKNOWN_ERROR";
+}
+
+/* The RFC 8446 names of the alerts NSS can send (sslt.h SSL3AlertDescription). */
+static const char *alert_name(int desc)
+{
+	switch (desc) {
+	case 0: return "close_notify";
+	case 10: return "unexpected_message";
+	case 20: return "bad_record_mac";
+	case 22: return "record_overflow";
+	case 40: return "handshake_failure";
+	case 42: return "bad_certificate";
+	case 43: return "unsupported_certificate";
+	case 44: return "certificate_revoked";
+	case 45: return "certificate_expired";
+	case 46: return "certificate_unknown";
+	case 47: return "illegal_parameter";
+	case 48: return "unknown_ca";
+	case 49: return "access_denied";
+	case 50: return "decode_error";
+	case 51: return "decrypt_error";
+	case 70: return "protocol_version";
+	case 71: return "insufficient_security";
+	case 80: return "internal_error";
+	case 86: return "inappropriate_fallback";
+	case 90: return "user_canceled";
+	case 109: return "missing_extension";
+	case 110: return "unsupported_extension";
+	case 112: return "unrecognized_name";
+	case 116: return "certificate_required";
+	case 120: return "no_application_protocol";
+	default: return "unknown";
+	}
+}
+
+static void PR_CALLBACK on_alert_sent(const PRFileDesc *fd, void *arg, const SSLAlert *alert)
+{
+	(void)fd;
+	((struct conn *)arg)->sent_alert = alert->description;
+}
+
+static void PR_CALLBACK on_alert_received(const PRFileDesc *fd, void *arg, const SSLAlert *alert)
+{
+	(void)fd;
+	((struct conn *)arg)->recv_alert = alert->description;
+}
+
+/* Report mode: NSS's default verification, its verdict kept, the handshake let through. */
+static SECStatus report_hook(void *arg, PRFileDesc *fd, PRBool checkSig, PRBool isServer)
+{
+	struct conn *c = arg;
+	SECStatus rv = SSL_AuthCertificate(CERT_GetDefaultCertDB(), fd, checkSig, isServer);
+
+	c->verified = 1;
+	c->error = 0;
+	if (rv != SECSuccess) {
+		c->error = PORT_GetError();
+		if (c->error == 0)
+			c->error = SSL_ERROR_BAD_CERTIFICATE;
+	}
+	return SECSuccess;
+}
+
+static void json_escape(const char *s, char *out, size_t size)
+{
+	size_t n = 0;
+
+	for (; *s && n + 7 < size; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\') {
+			out[n++] = '\\';
+			out[n++] = ch;
+		} else if (ch < 0x20) {
+			n += snprintf(out + n, size - n, "\\u%04x", ch);
+		} else {
+			out[n++] = ch;
+		}
+	}
+	out[n] = '\0';
+}
+
+static const char *tls_name(PRUint16 v)
+{
+	switch (v) {
+	case SSL_LIBRARY_VERSION_TLS_1_3: return "TLSv1.3";
+	case SSL_LIBRARY_VERSION_TLS_1_2: return "TLSv1.2";
+	case SSL_LIBRARY_VERSION_TLS_1_1: return "TLSv1.1";
+	case SSL_LIBRARY_VERSION_TLS_1_0: return "TLSv1";
+	default: return "unknown";
+	}
+}
+
+/*
+ * End the TCP connection without a reset: closing a socket while the client still sends
+ * (the rest of its TLS 1.2 flight, the request a TLS 1.3 client sends right after its
+ * Finished) makes the kernel answer with RST, which can destroy the alert just sent
+ * before a slow client reads it. So: half-close, discard what arrives, and close once
+ * the client has closed too (TCP_INFO: its FIN has arrived), or after LINGER_S. The
+ * state is read rather than recv()'s end of file because NSS itself shuts the socket
+ * down for reading after a missing certificate (ssl3_HandleNoCertificate).
+ */
+static void linger_close(PRFileDesc *ssl)
+{
+	PROsfd fd = PR_FileDesc2NativeHandle(ssl);
+	char buf[4096];
+	int waited_ms;
+
+	if (fd >= 0) {
+		shutdown(fd, SHUT_WR);
+		for (waited_ms = 0; waited_ms < LINGER_S * 1000; waited_ms += 10) {
+			struct tcp_info ti;
+			socklen_t len = sizeof(ti);
+
+			while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+				;
+			if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+				break;
+			if (ti.tcpi_state != TCP_ESTABLISHED && ti.tcpi_state != TCP_FIN_WAIT1 &&
+			    ti.tcpi_state != TCP_FIN_WAIT2)
+				break; /* TIME_WAIT, CLOSING, CLOSE...: the client has closed */
+			PR_Sleep(PR_MillisecondsToInterval(10));
+		}
+	}
+	PR_Close(ssl);
+}
+
+static void serve(void *arg)
+{
+	struct conn *c = arg;
+	PRFileDesc *ssl;
+	SSLChannelInfo info;
+	CERTCertificate *peer;
+	char request[MAX_REQUEST + 1];
+	int have = 0, n, valid;
+	char reason[256] = "", subject[512] = "", esc[1024];
+	char body[1200], response[1600];
+	const char *proto;
+
+	ssl = SSL_ImportFD(model, c->tcp);
+	if (ssl == NULL) {
+		log_line("connection-error SSL_ImportFD: %s", error_name(PR_GetError()));
+		PR_Close(c->tcp);
+		free(c);
+		return;
+	}
+	SSL_AlertSentCallback(ssl, on_alert_sent, c);
+	SSL_AlertReceivedCallback(ssl, on_alert_received, c);
+	if (!opt.require)
+		SSL_AuthCertificateHook(ssl, report_hook, c);
+	SSL_ResetHandshake(ssl, PR_TRUE);
+
+	if (SSL_ForceHandshakeWithTimeout(ssl, PR_SecondsToInterval(DEADLINE_S)) != SECSuccess) {
+		PRErrorCode err = PR_GetError();
+		char extra[256] = "";
+		if (c->recv_alert >= 0)
+			snprintf(extra, sizeof(extra), " received-alert=%s", alert_name(c->recv_alert));
+		else if (c->sent_alert >= 0)
+			snprintf(extra, sizeof(extra), " sent-alert=%s", alert_name(c->sent_alert));
+		log_line("handshake-failed %s: %s%s", error_name(err), PR_ErrorToString(err, PR_LANGUAGE_I_DEFAULT),
+			 extra);
+		linger_close(ssl);
+		free(c);
+		return;
+	}
+
+	memset(&info, 0, sizeof(info));
+	SSL_GetChannelInfo(ssl, &info, sizeof(info));
+	proto = tls_name(info.protocolVersion);
+
+	peer = SSL_PeerCertificate(ssl);
+	if (peer != NULL) {
+		char *cn = CERT_GetCommonName(&peer->subject);
+		json_escape(cn ? cn : "", subject, sizeof(subject));
+		if (cn)
+			PORT_Free(cn);
+	}
+	if (opt.require) {
+		valid = 1; /* the handshake verified the certificate already */
+	} else if (peer == NULL) {
+		/* NSS's own name for "the peer sent no certificate" (sslauth.c). */
+		CERTCertList *chain = SSL_PeerCertificateChain(ssl);
+		PRErrorCode err = PORT_GetError();
+		if (chain)
+			CERT_DestroyCertList(chain);
+		snprintf(reason, sizeof(reason), "%s", error_name(chain ? SSL_ERROR_NO_CERTIFICATE : err));
+		valid = 0;
+	} else if (!c->verified) {
+		snprintf(reason, sizeof(reason), "%s", error_name(SSL_ERROR_BAD_CERTIFICATE));
+		valid = 0;
+	} else if (c->error != 0) {
+		snprintf(reason, sizeof(reason), "%s", error_name(c->error));
+		valid = 0;
+	} else {
+		valid = 1;
+	}
+	if (valid)
+		log_line("handshake %s subject=\"%s\" authorized=true", proto, subject);
+	else if (peer == NULL)
+		log_line("handshake %s subject=none authorized=false reason=%s", proto, reason);
+	else
+		log_line("handshake %s subject=\"%s\" authorized=false reason=%s", proto, subject, reason);
+	if (peer)
+		CERT_DestroyCertificate(peer);
+
+	/* Read the request head. */
+	n = 0;
+	while (have < MAX_REQUEST) {
+		n = PR_Recv(ssl, request + have, MAX_REQUEST - have, 0, PR_SecondsToInterval(DEADLINE_S));
+		if (n <= 0)
+			break;
+		have += n;
+		request[have] = '\0';
+		if (strstr(request, "\r\n\r\n") || strstr(request, "\n\n"))
+			break;
+	}
+	if (n < 0) {
+		PRErrorCode err = PR_GetError();
+		log_line("connection-error %s: %s%s%s", error_name(err), PR_ErrorToString(err, PR_LANGUAGE_I_DEFAULT),
+			 c->recv_alert >= 0 ? " received-alert=" : "",
+			 c->recv_alert >= 0 ? alert_name(c->recv_alert) : "");
+		linger_close(ssl);
+		free(c);
+		return;
+	}
+	if (have == 0) {
+		log_line("connection-closed before a request");
+		linger_close(ssl);
+		free(c);
+		return;
+	}
+
+	if (valid) {
+		snprintf(body, sizeof(body), "{\"mTLSValid\": true}\n");
+	} else {
+		json_escape(reason, esc, sizeof(esc));
+		snprintf(body, sizeof(body), "{\"mTLSValid\": false, \"reason\": \"%s\"}\n", esc);
+	}
+	snprintf(response, sizeof(response),
+		 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+		 "Connection: close\r\n\r\n%s",
+		 strlen(body), body);
+	{
+		int off = 0, len = (int)strlen(response);
+		while (off < len) {
+			n = PR_Send(ssl, response + off, len - off, 0, PR_SecondsToInterval(DEADLINE_S));
+			if (n <= 0) {
+				log_line("connection-error %s", error_name(PR_GetError()));
+				break;
+			}
+			off += n;
+		}
+	}
+	/* close_notify, then the TCP half-close (ssl_SecureShutdown). */
+	PR_Shutdown(ssl, PR_SHUTDOWN_SEND);
+	linger_close(ssl);
+	free(c);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: nss-mtls-server --db DIR --nickname NAME [--require] [--tls-max 1.2|1.3] "
+			"[--crl FILE] --port N\n");
+	exit(2);
+}
+
+static void parse_args(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--version") == 0) {
+			printf("NSS %s (libnss3, C server)\n", NSS_GetVersion());
+			exit(0);
+		}
+		if (strcmp(a, "--require") == 0) {
+			opt.require = 1;
+			continue;
+		}
+		if (i + 1 >= argc)
+			usage();
+		if (strcmp(a, "--db") == 0)
+			opt.db = argv[++i];
+		else if (strcmp(a, "--nickname") == 0)
+			opt.nickname = argv[++i];
+		else if (strcmp(a, "--crl") == 0)
+			opt.crl = argv[++i];
+		else if (strcmp(a, "--tls-max") == 0)
+			opt.tls_max = argv[++i];
+		else if (strcmp(a, "--port") == 0)
+			opt.port = atoi(argv[++i]);
+		else
+			usage();
+	}
+	if (!opt.db || !opt.nickname || opt.port <= 0 || opt.port > 65535)
+		usage();
+}
+
+/* Every "X509 CRL" block of a PEM file, into NSS's CRL cache. */
+static void cache_crls(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *text, *p;
+	long size;
+	int count = 0;
+
+	if (f == NULL) {
+		fprintf(stderr, "nss-mtls-server: cannot read --crl %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	text = malloc(size + 1);
+	if (text == NULL || fread(text, 1, size, f) != (size_t)size) {
+		fprintf(stderr, "nss-mtls-server: cannot read --crl %s\n", path);
+		exit(2);
+	}
+	text[size] = '\0';
+	fclose(f);
+
+	for (p = text; (p = strstr(p, "-----BEGIN X509 CRL-----")) != NULL;) {
+		char *start = p + strlen("-----BEGIN X509 CRL-----");
+		char *end = strstr(start, "-----END X509 CRL-----");
+		SECItem *der;
+		unsigned int len = 0;
+
+		if (end == NULL)
+			break;
+		*end = '\0';
+		der = PORT_ZNew(SECItem); /* the cache keeps referring to it: never freed */
+		der->type = siBuffer;
+		der->data = ATOB_AsciiToData(start, &len);
+		der->len = len;
+		if (der->data == NULL || CERT_CacheCRL(CERT_GetDefaultCertDB(), der) != SECSuccess) {
+			fprintf(stderr, "nss-mtls-server: --crl %s: CRL %d: %s\n", path, count + 1,
+				error_name(PR_GetError()));
+			exit(2);
+		}
+		count++;
+		p = end + 1;
+	}
+	if (count == 0) {
+		fprintf(stderr, "nss-mtls-server: --crl %s: no CRL in the file\n", path);
+		exit(2);
+	}
+}
+
+static PRFileDesc *listen_socket(int port)
+{
+	PRNetAddr addr;
+	PRSocketOptionData so;
+	PRFileDesc *fd;
+	PRIntn families[2] = { PR_AF_INET6, PR_AF_INET };
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		fd = PR_OpenTCPSocket(families[i]);
+		if (fd == NULL)
+			continue;
+		so.option = PR_SockOpt_Reuseaddr;
+		so.value.reuse_addr = PR_TRUE;
+		PR_SetSocketOption(fd, &so);
+		PR_SetNetAddr(PR_IpAddrAny, families[i], (PRUint16)port, &addr);
+		if (PR_Bind(fd, &addr) == PR_SUCCESS && PR_Listen(fd, 128) == PR_SUCCESS)
+			return fd;
+		PR_Close(fd);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	CERTCertificate *cert;
+	SECKEYPrivateKey *key;
+	PRFileDesc *lfd;
+	SSLVersionRange range;
+	char dbspec[4096];
+
+	signal(SIGPIPE, SIG_IGN);
+	parse_args(argc, argv);
+	log_lock = PR_NewLock();
+
+	snprintf(dbspec, sizeof(dbspec), "sql:%s", opt.db);
+	if (NSS_Init(dbspec) != SECSuccess)
+		die("NSS_Init");
+	if (NSS_SetDomesticPolicy() != SECSuccess)
+		die("NSS_SetDomesticPolicy");
+	if (SSL_ConfigServerSessionIDCache(0, 0, 0, NULL) != SECSuccess)
+		die("SSL_ConfigServerSessionIDCache");
+
+	cert = PK11_FindCertFromNickname(opt.nickname, NULL);
+	if (cert == NULL)
+		die("the server certificate");
+	key = PK11_FindKeyByAnyCert(cert, NULL);
+	if (key == NULL)
+		die("the server key");
+	if (opt.crl)
+		cache_crls(opt.crl);
+
+	model = SSL_ImportFD(NULL, PR_NewTCPSocket());
+	if (model == NULL)
+		die("SSL_ImportFD");
+	SSL_OptionSet(model, SSL_SECURITY, PR_TRUE);
+	SSL_OptionSet(model, SSL_HANDSHAKE_AS_SERVER, PR_TRUE);
+	SSL_OptionSet(model, SSL_HANDSHAKE_AS_CLIENT, PR_FALSE);
+	SSL_OptionSet(model, SSL_REQUEST_CERTIFICATE, PR_TRUE);
+	SSL_OptionSet(model, SSL_REQUIRE_CERTIFICATE, opt.require ? SSL_REQUIRE_ALWAYS : SSL_REQUIRE_NEVER);
+	if (SSL_ConfigServerCert(model, cert, key, NULL, 0) != SECSuccess)
+		die("SSL_ConfigServerCert");
+	if (SSL_VersionRangeGetDefault(ssl_variant_stream, &range) != SECSuccess)
+		die("SSL_VersionRangeGetDefault");
+	if (opt.tls_max && strcmp(opt.tls_max, "1.2") == 0)
+		range.max = SSL_LIBRARY_VERSION_TLS_1_2;
+	else
+		range.max = SSL_LIBRARY_VERSION_TLS_1_3;
+	if (SSL_VersionRangeSet(model, &range) != SECSuccess)
+		die("SSL_VersionRangeSet");
+
+	lfd = listen_socket(opt.port);
+	if (lfd == NULL) {
+		fprintf(stderr, "nss-mtls-server: cannot listen on port %d: %s\n", opt.port,
+			error_name(PR_GetError()));
+		return 1;
+	}
+	log_line("Example mTLS app listening at https://localhost:%d", opt.port);
+
+	for (;;) {
+		PRNetAddr peer;
+		PRFileDesc *tcp = PR_Accept(lfd, &peer, PR_INTERVAL_NO_TIMEOUT);
+		struct conn *c;
+
+		if (tcp == NULL) {
+			PRErrorCode err = PR_GetError();
+			if (err == PR_PENDING_INTERRUPT_ERROR || err == PR_CONNECT_ABORTED_ERROR ||
+			    err == PR_PROC_DESC_TABLE_FULL_ERROR || err == PR_SYS_DESC_TABLE_FULL_ERROR) {
+				PR_Sleep(PR_MillisecondsToInterval(10));
+				continue;
+			}
+			fprintf(stderr, "nss-mtls-server: accept: %s\n", error_name(err));
+			return 1;
+		}
+		c = calloc(1, sizeof(*c));
+		c->tcp = tcp;
+		c->sent_alert = -1;
+		c->recv_alert = -1;
+		if (PR_CreateThread(PR_USER_THREAD, serve, c, PR_PRIORITY_NORMAL, PR_GLOBAL_THREAD,
+				    PR_UNJOINABLE_THREAD, 0) == NULL) {
+			log_line("connection-error PR_CreateThread: %s", error_name(PR_GetError()));
+			PR_Close(tcp);
+			free(c);
+		}
+	}
+}
