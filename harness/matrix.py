@@ -401,7 +401,11 @@ class Runner:
         if captured or outcome.cell.id in self._captured:
             outcome.wire = wire
             outcome.wire_problems = wire_mismatches(
-                outcome.cell.scenario, outcome.expected, wire, **self.registry.wire_view(outcome.cell)
+                outcome.cell.scenario,
+                outcome.expected,
+                wire,
+                override=outcome.cell.expected.wire,
+                **self.registry.wire_view(outcome.cell),
             )
 
     def _write_record(self, outcome: CellResult) -> None:
@@ -466,9 +470,15 @@ class Runner:
         connections: dict[tuple[int, int], list[capture.Connection]] = {}
         for connection in capture.summarize(whole):
             connections.setdefault((connection.client_port, connection.server_port or 0), []).append(connection)
+
+        def of(key: tuple[int, int]) -> list[capture.Connection]:
+            # A connection the server closed after the ClientHello has no server side in
+            # tshark's view (server_port None): it is found by its client port alone.
+            return connections.get(key, []) + connections.get((key[0], 0), [])
+
         for item in items:
-            found = [c for key in sorted(keys[item.outcome.cell.id]) for c in connections.get(key, [])]
-            ambiguous = any(len(connections.get(key, [])) > 1 for key in keys[item.outcome.cell.id])
+            found = [c for key in sorted(keys[item.outcome.cell.id]) for c in of(key)]
+            ambiguous = any(len(of(key)) > 1 for key in keys[item.outcome.cell.id])
             if ambiguous:  # a client port used twice on one server port: inspect alone
                 found = capture.summarize(Path(item.outcome.artifacts["pcap"]))
             self._conclude(item.outcome, *self._chosen(found), captured=True)

@@ -182,6 +182,7 @@ class Expectation:
     tls: str | None = None
     peer: str | None = None
     native: str | None = None
+    wire: str | None = None  # what the capture shows instead of the scenario's wire (WIRE_OVERRIDES)
 
     def matches(self, scenario: str, tls: str, peer: str) -> bool:
         return (
@@ -342,6 +343,14 @@ def _client(doc: Mapping[str, Any], origin: str) -> ClientSpec:
     )
 
 
+#: What an [[expect]] may say the capture shows instead of its scenario's wire.
+#: "no-server-hello": the server ends the connection after the ClientHello, without an
+#: alert, so there is no CertificateRequest, no client Certificate and no TLS version.
+#: "client-aborts": the client ends the handshake after the ServerHello, before any
+#: Certificate of its own.
+WIRE_OVERRIDES = ("no-server-hello", "client-aborts")
+
+
 def _expectations(entries: object, origin: str, roles: tuple[str, ...]) -> tuple[Expectation, ...]:
     if entries is None:
         return ()
@@ -352,7 +361,10 @@ def _expectations(entries: object, origin: str, roles: tuple[str, ...]) -> tuple
         where = f"{origin}[{index}]"
         if not isinstance(entry, dict):
             raise ManifestError(f"{where}: an expectation is a table")
-        _check_keys(entry, {"scenario", "role", "tls", "peer", "verdict", "native", "rule", "source"}, where)
+        _check_keys(entry, {"scenario", "role", "tls", "peer", "verdict", "native", "rule", "source", "wire"}, where)
+        wire = entry.get("wire")
+        if wire is not None and wire not in WIRE_OVERRIDES:
+            raise ManifestError(f"{where}: wire must be one of {', '.join(WIRE_OVERRIDES)}")
         scenarios = entry.get("scenario")
         scenarios = [scenarios] if isinstance(scenarios, str) else scenarios
         if not isinstance(scenarios, list) or not scenarios or not all(isinstance(s, str) for s in scenarios):
@@ -372,7 +384,7 @@ def _expectations(entries: object, origin: str, roles: tuple[str, ...]) -> tuple
         source = _str(entry, "source", where)
         found.append(
             Expectation(
-                tuple(scenarios), role, verdict, rule, source, where, tls, entry.get("peer"), entry.get("native")
+                tuple(scenarios), role, verdict, rule, source, where, tls, entry.get("peer"), entry.get("native"), wire
             )
         )
     return tuple(found)
@@ -437,6 +449,7 @@ class Expected:
     native: str | None = None
     rule: str = ""
     source: str = ""
+    wire: str | None = None
 
 
 @dataclass(frozen=True)
@@ -539,7 +552,7 @@ class Registry:
         ]
         if candidates:
             chosen = sorted(candidates, key=lambda e: e.peer is None)[0]
-            return Expected(chosen.verdict, chosen.native, chosen.rule, chosen.source)
+            return Expected(chosen.verdict, chosen.native, chosen.rule, chosen.source, chosen.wire)
         verdict, reason = scenario.default(tls)
         native = None
         names = self.server(server).native_names

@@ -412,6 +412,7 @@ def wire_mismatches(
     *,
     readable: bool = True,
     ca_names: bool = True,
+    override: str | None = None,
 ) -> list[str]:
     """How a captured connection differs from what ``scenario`` says the wire shows.
 
@@ -419,13 +420,30 @@ def wire_mismatches(
     none, images/*/impl.toml ``unsupported.keylog``): everything after the ServerHello is
     encrypted, so only that a connection was made is checked. ``ca_names=False``: the
     server's CertificateRequest lists no names by design (``unsupported.ca-names``).
+    ``override``: the cell's expectation says what the capture shows instead of the
+    scenario's wire (registry.WIRE_OVERRIDES): "no-server-hello", the server ends the
+    connection after the ClientHello without an alert; "client-aborts", the client ends
+    the handshake before any Certificate of its own.
     """
     want = scenario.wire
-    asserted = want != Wire() or expected.startswith("server-rejected:")
+    asserted = want != Wire() or expected.startswith("server-rejected:") or override is not None
     if wire is None:
         # A client that fails before its handshake (a key that does not match) leaves
         # no TLS connection; that is a problem only where the wire is asserted.
         return ["no TLS connection was captured for this cell"] if asserted else []
+    if override == "client-aborts":
+        sent = wire.get("client_certificate_count")
+        return [] if sent is None else [f"the client should end the handshake before its Certificate; it sent {sent}"]
+    if override == "no-server-hello":
+        seen = []
+        if wire.get("tls_version"):
+            seen.append(
+                f"the server should end the connection after the ClientHello; it answered TLS {wire['tls_version']}"
+            )
+        sent = [str(a["description"]) for a in wire.get("alerts") or [] if a["from"] == "server"]
+        if sent:
+            seen.append(f"the server should close without an alert; it sent {sent}")
+        return seen
     if not readable:
         return []
     problems = []

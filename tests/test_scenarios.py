@@ -186,3 +186,32 @@ def test_an_http_refusal_sends_no_alert() -> None:
     assert wire_mismatches(scenario, "server-rejected:http-400", _wire(2, True)) == []
     problems = wire_mismatches(scenario, "server-rejected:http-400", _wire(2, True, alerts=fatal))
     assert "answer http-400 without an alert" in problems[0]
+
+
+def test_a_stack_whose_handshake_never_starts_is_asserted_on_what_the_wire_does_show() -> None:
+    """lighttpd with wolfSSL closes on a ClientHello that asks for OCSP stapling: its
+    expectation says wire = "no-server-hello", and that is what is checked."""
+    scenario = BY_ID["trusted-client"]
+    closed = "server-rejected:closed"
+    hello_only = {"tls_version": None, "client_certificate_count": None, "alerts": []}
+    assert wire_mismatches(scenario, closed, hello_only, override="no-server-hello") == []
+    answered = dict(_wire(2, True), tls_version="1.3")
+    assert "after the ClientHello" in wire_mismatches(scenario, closed, answered, override="no-server-hello")[0]
+    alerted = dict(hello_only, alerts=[{"from": "server", "level": "fatal", "description": "handshake_failure"}])
+    assert "without an alert" in wire_mismatches(scenario, closed, alerted, override="no-server-hello")[0]
+    assert wire_mismatches(scenario, closed, None, override="no-server-hello") == [
+        "no TLS connection was captured for this cell"
+    ]
+    aborted = dict(hello_only, tls_version="1.3")
+    assert wire_mismatches(scenario, "client-rejected:other", aborted, override="client-aborts") == []
+    assert (
+        "before its Certificate"
+        in wire_mismatches(scenario, "client-rejected:other", _wire(2, True), override="client-aborts")[0]
+    )
+
+
+def test_a_handshake_without_its_key_log_is_not_asked_what_it_hides() -> None:
+    no_cert = BY_ID["no-client-cert"]
+    assert wire_mismatches(no_cert, no_cert.expected, {"tls_version": "1.3"}, readable=False) == []
+    named = BY_ID["trusted-ca-no-client-cert"]
+    assert wire_mismatches(named, named.expected, _wire(0, cas=[]), ca_names=False) == []
