@@ -68,6 +68,11 @@ def build_parser() -> Parser:
     p.add_argument("results", nargs="+", type=Path, help="results.json files (or folders holding one)")
     p.add_argument("--out", type=Path, required=True, help="folder for the merged results.json and report.html")
 
+    p = sub.add_parser("diff", help="list the cells whose verdicts changed between two runs (exit 1 if any)")
+    p.add_argument("old", type=Path, help="the earlier results.json (or its folder)")
+    p.add_argument("new", type=Path, help="the later results.json (or its folder)")
+    p.add_argument("--html", type=Path, metavar="FILE", help="also write the changes as an HTML page")
+
     p = sub.add_parser("scenarios", help="list the scenario ids, expected verdicts and the stacks that differ")
     p.add_argument("--impl", action="append", default=[], type=Path, metavar="PATH", help="also show this folder's")
     clean = sub.add_parser(
@@ -174,6 +179,17 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0 if merged["run"]["counts"]["failed"] == 0 else 1
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from harness import diff
+
+    comparison = diff.compare(diff.load(args.old), diff.load(args.new), str(args.old), str(args.new))
+    print(diff.render_text(comparison))
+    if args.html is not None:
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(diff.render_html(comparison))
+    return 1 if comparison.changes else 0
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     from harness.pods import clean_all
 
@@ -246,6 +262,7 @@ COMMANDS = {
     "pcap": cmd_pcap,
     "merge": cmd_merge,
     "clean": cmd_clean,
+    "diff": cmd_diff,
 }
 
 

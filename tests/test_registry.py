@@ -157,7 +157,10 @@ def test_contract_templates_give_the_contract_flags() -> None:
         (TOY_SERVER.replace('image = "example/toy:1"\n', ""), "image must name an existing image"),
         ("name = [", "impl.toml"),
         (TOY_SERVER.replace("[server]\n", '[server]\ncapabilities = ["SYS_ADMIN"]\n', 1), "may hold only"),
-        (TOY_SERVER.replace('rule = "Toy TLS answers', 'wire = "silence"\nrule = "Toy TLS answers'), "wire must be one of"),
+        (
+            TOY_SERVER.replace('rule = "Toy TLS answers', 'wire = "silence"\nrule = "Toy TLS answers'),
+            "wire must be one of",
+        ),
     ],
 )
 def test_a_broken_manifest_is_one_line_naming_the_file_and_the_problem(

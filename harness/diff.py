@@ -1,0 +1,123 @@
+"""``mtls-harness diff OLD NEW``: the cells whose verdicts changed between two runs.
+
+After a stack upgrade (or to prove five runs agree) the question is not "how many
+passed" but "which cells now behave differently". A cell is compared by id on its
+observed verdict; a cell only one run has is listed too (a narrower selection, a new
+scenario). The terminal text fits 80 columns (each change is two lines: the cell, then
+was/now); ``--html`` writes the same as one static page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.schema import validate_results
+
+
+@dataclass
+class Change:
+    cell: str
+    old: str | None  # None: the cell is not in OLD
+    new: str | None
+    old_native: str = ""
+    new_native: str = ""
+
+
+@dataclass
+class Comparison:
+    old: str
+    new: str
+    compared: int = 0
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def changed(self) -> list[Change]:
+        return [c for c in self.changes if c.old is not None and c.new is not None]
+
+    @property
+    def only_old(self) -> list[Change]:
+        return [c for c in self.changes if c.new is None]
+
+    @property
+    def only_new(self) -> list[Change]:
+        return [c for c in self.changes if c.old is None]
+
+
+def load(path: Path) -> dict[str, Any]:
+    """A results.json (or a folder holding one), validated; a bad one is one clear line."""
+    file = path / "results.json" if path.is_dir() else path
+    try:
+        document: dict[str, Any] = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"cannot read {file}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{file} is not a results.json: {str(exc).splitlines()[0]}") from None
+    validate_results(document, str(file))
+    return document
+
+
+def compare(old: dict[str, Any], new: dict[str, Any], old_name: str = "OLD", new_name: str = "NEW") -> Comparison:
+    before = {str(c["id"]): c for c in old["cells"]}
+    after = {str(c["id"]): c for c in new["cells"]}
+    result = Comparison(old_name, new_name, compared=len(before.keys() & after.keys()))
+    for cell in sorted(before.keys() | after.keys()):
+        a, b = before.get(cell), after.get(cell)
+        was = str(a["observed"]) if a is not None else None
+        now = str(b["observed"]) if b is not None else None
+        if was != now:
+            result.changes.append(
+                Change(cell, was, now, str((a or {}).get("native") or ""), str((b or {}).get("native") or ""))
+            )
+    return result
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def render_text(comparison: Comparison, width: int = 80) -> str:
+    lines = [
+        f"compared {comparison.compared} cell(s): {len(comparison.changed)} verdict(s) changed, "
+        f"{len(comparison.only_new)} only in NEW, {len(comparison.only_old)} only in OLD",
+        f"OLD {comparison.old}",
+        f"NEW {comparison.new}",
+    ]
+    for change in comparison.changed:
+        lines.append("")
+        lines.append(_clip(change.cell, width))
+        lines.append(_clip(f"  was {change.old}  ({change.old_native})", width))
+        lines.append(_clip(f"  now {change.new}  ({change.new_native})", width))
+    for title, items in (("only in NEW", comparison.only_new), ("only in OLD", comparison.only_old)):
+        if items:
+            lines.append("")
+            lines.append(f"{title}:")
+            lines.extend(_clip(f"  {c.cell}", width) for c in items[:50])
+            if len(items) > 50:
+                lines.append(f"  … and {len(items) - 50} more")
+    return "\n".join(lines)
+
+
+def render_html(comparison: Comparison) -> str:
+    def esc(value: object) -> str:
+        return html.escape(str(value if value is not None else "—"))
+
+    rows = "".join(
+        f"<tr><td><code>{esc(c.cell)}</code></td><td>{esc(c.old)}<br><small>{esc(c.old_native)}</small></td>"
+        f"<td>{esc(c.new)}<br><small>{esc(c.new_native)}</small></td></tr>"
+        for c in comparison.changes
+    )
+    return (
+        "<!doctype html><meta charset=utf-8><title>mtls-harness diff</title>"
+        "<style>body{font:14px system-ui;margin:2em}td,th{border:1px solid #ccc;padding:4px 8px;"
+        "vertical-align:top}table{border-collapse:collapse}small{color:#555}</style>"
+        f"<h1>Verdicts that changed</h1><p>OLD <code>{esc(comparison.old)}</code><br>NEW "
+        f"<code>{esc(comparison.new)}</code></p><p>{comparison.compared} cell(s) compared: "
+        f"{len(comparison.changed)} changed, {len(comparison.only_new)} only in NEW, "
+        f"{len(comparison.only_old)} only in OLD.</p>"
+        f"<table><tr><th>cell</th><th>OLD</th><th>NEW</th></tr>{rows}</table>"
+    )
