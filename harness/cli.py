@@ -237,6 +237,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         raise HarnessError("no cell ran")
     if args.tables:
         console.print(report.tables(document))
+    else:
+        for line in report.scenario_lines(document, min(console.width, 100)):
+            console.print(line, markup=False, highlight=False)
     for result in sorted(outcome.results.values(), key=lambda r: r.cell.id):
         if result.status == "failed":
             console.print(result.explain(), markup=False, highlight=False)

@@ -194,6 +194,7 @@ class CellResult:
             "status": self.status,
             "reason": self.reason or None,
             "source": self.cell.expected.source or None,
+            "expected_by": self.cell.expected.by or None,
             "decided_by": self.decided_by or None,
             "duration_s": round(self.duration_s, 4),
             "exit_code": self.exit_code,

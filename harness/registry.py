@@ -450,6 +450,7 @@ class Expected:
     rule: str = ""
     source: str = ""
     wire: str | None = None
+    by: str = ""  # the implementation whose manifest says so ("" for the catalogue's default)
 
 
 @dataclass(frozen=True)
@@ -552,7 +553,8 @@ class Registry:
         ]
         if candidates:
             chosen = sorted(candidates, key=lambda e: e.peer is None)[0]
-            return Expected(chosen.verdict, chosen.native, chosen.rule, chosen.source, chosen.wire)
+            by = server if chosen.role == "server" else client
+            return Expected(chosen.verdict, chosen.native, chosen.rule, chosen.source, chosen.wire, by)
         verdict, reason = scenario.default(tls)
         native = None
         names = self.server(server).native_names

@@ -113,6 +113,31 @@ def summary_line(document: dict[str, Any]) -> str:
     return line + (f" in {seconds:.1f} s" if isinstance(seconds, int | float) else "")
 
 
+def scenario_lines(document: dict[str, Any], width: int = 80) -> list[str]:
+    """One line per scenario (both TLS versions): cells, passed, failed, unsupported, then
+    the stacks whose manifests make its verdict differ from the catalogue's default,
+    wrapped on indented lines so that nothing is cut at ``width`` columns."""
+    import textwrap
+
+    by_scenario: dict[str, list[dict[str, Any]]] = {}
+    for cell in document.get("cells", []):
+        by_scenario.setdefault(str(cell["scenario"]), []).append(cell)
+    name_width = min(max((len(s) for s in by_scenario), default=10), width - 40)
+    lines = [f"{'scenario':<{name_width}} {'cells':>5} {'passed':>6} {'failed':>6} {'unsup':>5}"]
+    for scenario, cells in by_scenario.items():
+        count = {k: sum(1 for c in cells if c["status"] == k) for k in ("passed", "failed", "unsupported")}
+        name = scenario if len(scenario) <= name_width else scenario[: name_width - 1] + "…"
+        lines.append(
+            f"{name:<{name_width}} {len(cells):>5} {count['passed']:>6} {count['failed']:>6} {count['unsupported']:>5}"
+        )
+        differ = sorted({str(c["expected_by"]) for c in cells if c.get("expected_by")})
+        if differ:
+            lines.extend(
+                textwrap.wrap("differ: " + ", ".join(differ), width, initial_indent="  ", subsequent_indent="    ")
+            )
+    return lines
+
+
 def render_text(document: dict[str, Any], width: int = 160) -> str:
     """The tables and the summary line as plain text (for logs and tests)."""
     console = Console(width=width, record=True, file=io.StringIO())

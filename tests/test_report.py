@@ -180,3 +180,22 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert dom.count('class="grid"') == 2
     assert "no-client-cert" in dom and "✓ reported:no-cert" in dom
     assert 'td class="fail"' in dom
+
+
+def test_the_terminal_summary_is_one_line_per_scenario_within_80_columns() -> None:
+    stacks = ["go", "rustls", "gnutls", "java", "nss", "erlang", "haproxy", "apache", "lighttpd-wolfssl", "nginx"]
+    cells = [
+        dict(
+            record(server, "curl", "require-not-yet-valid-client-cert", tls, "ok", "ok"),
+            expected_by=server if server != "nginx" else None,
+        )
+        for server in stacks
+        for tls in ("1.2", "1.3")
+    ]
+    cells.append(record("go", "curl", "no-client-cert", "1.3", "ok", "reported:no-cert"))
+    lines = report.scenario_lines(document(*cells), width=80)
+    assert all(len(line) <= 80 for line in lines), lines
+    assert lines[1].split() == ["require-not-yet-valid-client-cert", "20", "20", "0", "0"]
+    differ = " ".join(line.strip() for line in lines[2:-1])
+    assert differ.startswith("differ: apache, erlang, gnutls, go, haproxy, java, lighttpd-wolfssl, nss, rustls")
+    assert lines[-1].split() == ["no-client-cert", "1", "0", "1", "0"]  # no stack differs: no second line
