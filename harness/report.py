@@ -245,6 +245,95 @@ def _checkboxes(name: str, values: list[str]) -> str:
     return f"<fieldset><legend>{name}</legend>{boxes}</fieldset>"
 
 
+def differences(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where a stack's manifest makes cells differ from the catalogue's default: one entry
+    per (scenario, stack, role, expected verdict, rule), with its TLS versions, its peers
+    and its cells, in catalogue order."""
+    order = {sid: n for n, sid in enumerate(scenarios.BY_ID)}
+    found: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
+    for cell in document.get("cells", []):
+        by = cell.get("expected_by")
+        if not by:
+            continue
+        role = "server" if by == cell["server"] else "client"
+        peer = cell["client"] if role == "server" else cell["server"]
+        key = (str(cell["scenario"]), str(by), role, str(cell["expected"]), str(cell.get("reason") or ""))
+        entry = found.setdefault(
+            key,
+            {
+                "scenario": key[0],
+                "stack": key[1],
+                "role": role,
+                "verdict": key[3],
+                "rule": key[4],
+                "source": cell.get("source") or "",
+                "tls": set(),
+                "peers": set(),
+                "cells": 0,
+                "failed": 0,
+            },
+        )
+        entry["tls"].add(cell["tls"])
+        entry["peers"].add(peer)
+        entry["cells"] += 1
+        entry["failed"] += cell["status"] == "failed"
+    return sorted(found.values(), key=lambda e: (order.get(e["scenario"], 999), e["stack"], e["role"], e["verdict"]))
+
+
+def _default_verdict(document: dict[str, Any], scenario: str) -> str:
+    entry = (document.get("scenarios") or {}).get(scenario) or {}
+    by_tls = entry.get("by_tls") or {}
+    base = str(entry.get("expected", ""))
+    extra = "; ".join(f"TLS {tls}: {v['expected']}" for tls, v in sorted(by_tls.items()) if v["expected"] != base)
+    return base + (f" ({extra})" if extra else "")
+
+
+def _differences_html(document: dict[str, Any]) -> str:
+    """Differences first: per scenario, the stacks that differ and the rule that says why;
+    then per stack, what it does differently in every scenario."""
+    entries = differences(document)
+    if not entries:
+        return ""
+    rows = []
+    for entry in entries:
+        peers = sorted(entry["peers"])
+        who = "every peer" if len(peers) > 6 else ", ".join(peers)
+        source = f'<div class="caption">source: {_esc(entry["source"])}</div>' if entry["source"] else ""
+        rows.append(
+            f'<tr data-stack="{_esc(entry["stack"])}"><td><a href="#scenario-{_esc(entry["scenario"])}">'
+            f'{_esc(entry["scenario"])}</a><div class="caption">default: '
+            f"<code>{_esc(_default_verdict(document, entry['scenario']))}</code></div></td>"
+            f'<td><a href="#stack-{_esc(entry["stack"])}">{_esc(entry["stack"])}</a> as {entry["role"]}'
+            f'<div class="caption">with {_esc(who)}; TLS {_esc(", ".join(sorted(entry["tls"])))}; '
+            f"{entry['cells']} cell(s){', ' + str(entry['failed']) + ' failed' if entry['failed'] else ''}</div></td>"
+            f'<td><code class="verdict">{_esc(entry["verdict"])}</code></td><td>{_esc(entry["rule"])}{source}</td></tr>'
+        )
+    by_stack: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        by_stack.setdefault(entry["stack"], []).append(entry)
+    stacks = []
+    for stack, items in sorted(by_stack.items()):
+        lines = "".join(
+            f'<li><a href="#scenario-{_esc(e["scenario"])}">{_esc(e["scenario"])}</a> as {e["role"]}: '
+            f"<code>{_esc(e['verdict'])}</code> (TLS {_esc(', '.join(sorted(e['tls'])))}) — {_esc(e['rule'])}</li>"
+            for e in items
+        )
+        scenario_count = len({e["scenario"] for e in items})
+        stacks.append(
+            f'<details id="stack-{_esc(stack)}"><summary><b>{_esc(stack)}</b>: differs in {scenario_count} '
+            f"scenario(s)</summary><ul>{lines}</ul></details>"
+        )
+    return (
+        '<section id="differences"><h2>How the stacks differ from the default</h2>'
+        '<div class="caption">Each row: a scenario, a stack whose manifest makes its cells differ from the '
+        "catalogue's default (an OpenSSL 3.0 peer), the verdict it gets instead, and the rule from the stack's "
+        "source or documentation. The grids below hold every cell.</div>"
+        '<table class="grid diff"><thead><tr><th>scenario</th><th>stack</th><th>verdict</th><th>why</th></tr>'
+        f"</thead><tbody>{''.join(rows)}</tbody></table></section>"
+        f'<section id="stacks"><h2>Per stack</h2>{"".join(stacks)}</section>'
+    )
+
+
 def render_html(document: dict[str, Any], base: Path) -> str:
     """The static report: a grid per scenario x TLS version, filters, links, metadata."""
     run = document.get("run", {})
@@ -285,7 +374,8 @@ def render_html(document: dict[str, Any], base: Path) -> str:
                 f"<thead><tr><th>server \\ client</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             )
         sections.append(
-            f'<section class="scenario" data-scenario="{_esc(scenario)}"><h2>{_esc(scenario)}</h2>'
+            f'<section class="scenario" id="scenario-{_esc(scenario)}" data-scenario="{_esc(scenario)}">'
+            f"<h2>{_esc(scenario)}</h2>"
             f'<div class="caption">{_esc(summary)}</div><div class="grids">{"".join(grids)}</div></section>'
         )
     filters = _checkboxes("server", servers) + _checkboxes("client", clients) + _checkboxes("scenario", scenario_ids)
@@ -294,7 +384,8 @@ def render_html(document: dict[str, Any], base: Path) -> str:
         "<meta name=viewport content='width=device-width, initial-scale=1'>"
         f"<title>mtls-harness report {_esc(run.get('run_id', ''))}</title><style>{_CSS}</style></head><body>"
         f"<h1>mtls-harness matrix</h1><div class=summary>{_esc(summary_line(document))}</div>"
-        f'<div class="meta">{meta}</div><div class="filters">{filters}</div>'
+        f'<div class="meta">{meta}</div>{_differences_html(document)}<h2>Every cell</h2>'
+        f'<div class="filters">{filters}</div>'
         f"{''.join(sections)}<script>{_JS}</script></body></html>\n"
     )
 

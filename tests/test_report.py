@@ -199,3 +199,28 @@ def test_the_terminal_summary_is_one_line_per_scenario_within_80_columns() -> No
     differ = " ".join(line.strip() for line in lines[2:-1])
     assert differ.startswith("differ: apache, erlang, gnutls, go, haproxy, java, lighttpd-wolfssl, nss, rustls")
     assert lines[-1].split() == ["no-client-cert", "1", "0", "1", "0"]  # no stack differs: no second line
+
+
+def test_the_report_shows_the_differences_first_with_their_rules(tmp_path: Path) -> None:
+    go_rule = "the Go client withholds a chain no named CA issued"
+    cells = [
+        dict(
+            record(server, "go", "leaf-without-intermediate", tls, "reported:no-cert", "reported:no-cert"),
+            expected_by="go",
+            reason=go_rule,
+            source="https://example.invalid/go",
+        )
+        for server in ("node", "python")
+        for tls in ("1.2", "1.3")
+    ]
+    cells.append(record("node", "curl", "leaf-without-intermediate", "1.3", "reported:untrusted", "reported:untrusted"))
+    doc = document(*cells)
+    doc["scenarios"] = {"leaf-without-intermediate": {"summary": "s", "expected": "reported:untrusted", "by_tls": {}}}
+    [entry] = report.differences(doc)
+    assert (entry["stack"], entry["role"], entry["verdict"], entry["cells"]) == ("go", "client", "reported:no-cert", 4)
+    assert entry["peers"] == {"node", "python"} and entry["tls"] == {"1.2", "1.3"}
+    page = report.render_html(doc, tmp_path)
+    assert page.index('id="differences"') < page.index("Every cell")
+    assert go_rule in page and 'href="#scenario-leaf-without-intermediate"' in page
+    assert 'id="scenario-leaf-without-intermediate"' in page and 'id="stack-go"' in page
+    assert "default: <code>reported:untrusted</code>" in page
