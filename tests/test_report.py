@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,81 @@ def test_the_report_shows_the_differences_first_with_their_rules(tmp_path: Path)
     assert go_rule in page and 'href="#scenario-leaf-without-intermediate"' in page
     assert 'id="scenario-leaf-without-intermediate"' in page and 'id="stack-go"' in page
     assert "default: <code>reported:untrusted</code>" in page
+
+
+def big_document(cells_wanted: int = 12_000) -> dict[str, object]:
+    """A results document the size of the full matrix of every stack and more: the
+    catalogue's scenarios x 2 TLS versions x invented server and client names."""
+    from harness.scenarios import CATALOGUE
+
+    side = 1
+    while len(CATALOGUE) * 2 * side * side < cells_wanted:
+        side += 1
+    servers = [f"server{n:02d}" for n in range(side)]
+    clients = [f"client{n:02d}" for n in range(side)]
+    cells = []
+    for scenario in CATALOGUE:
+        for tls in ("1.2", "1.3"):
+            for n, server in enumerate(servers):
+                for m, client in enumerate(clients):
+                    odd = (n + m) % 7 == 0
+                    cell = record(
+                        server, client, scenario.id, tls, "ok" if odd else scenario.expected, scenario.expected
+                    )
+                    if odd:
+                        cell.update(expected="ok", passed=True, status="passed", expected_by=server, reason="a rule")
+                    cells.append(cell)
+    doc = document(*cells[:cells_wanted])
+    doc["scenarios"] = {s.id: {"summary": s.summary, "expected": s.expected, "by_tls": {}} for s in CATALOGUE}
+    return doc
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_a_report_of_12000_cells_opens_in_chromium_and_its_filters_answer(
+    tmp_path: Path, record_property: pytest.RecordProperty
+) -> None:
+    """Figures, not assertions on time (SPEC §11): how long the page takes to load and a
+    filter to apply, as junit properties and on stdout."""
+    doc = big_document()
+    page = tmp_path / "report.html"
+    report.write_html(doc, page)
+    probe = (
+        "<script>window.addEventListener('load', () => {"
+        "const loaded = performance.now();"
+        "const box = document.querySelector('input[data-filter=\"server\"]');"
+        "const t0 = performance.now(); box.checked = false;"
+        "box.dispatchEvent(new Event('change', {bubbles: true}));"
+        "const filtered = performance.now() - t0;"
+        "const hidden = document.querySelectorAll('tr[data-server][hidden]').length;"
+        "document.body.setAttribute('data-figures', JSON.stringify({loaded, filtered, hidden}));"
+        "});</script></body>"
+    )
+    page.write_text(page.read_text().replace("</body>", probe))
+    argv = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=60000",
+        "--dump-dom",
+        page.as_uri(),
+    ]
+    started = time.monotonic()
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    wall = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-500:]
+    import re
+
+    found = re.search(r"data-figures=\"([^\"]+)\"", result.stdout)
+    assert found, "the page never finished loading"
+    figures = json.loads(found.group(1).replace("&quot;", '"'))
+    assert figures["hidden"] > 0  # the filter acted: one server's rows are hidden in every grid
+    line = (
+        f"report.html with {len(doc['cells'])} cells ({page.stat().st_size / 1e6:.1f} MB): load event at "
+        f"{figures['loaded']:.0f} ms, one filter applied in {figures['filtered']:.0f} ms, "
+        f"chromium --dump-dom {wall:.1f} s"
+    )
+    record_property("report_figures", line)
+    print(line)
