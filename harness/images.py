@@ -296,7 +296,9 @@ def build_image(
         raise HarnessError(f"building {tag} failed: {_first_line(exc)}") from exc
     image = client.images.get(tag)
     image.tag(recipe.repository, "latest")
-    return Built(recipe.name, tag, str(image.id), True, time.monotonic() - started)
+    seconds = time.monotonic() - started
+    say(f"built {tag} in {seconds:.0f} s ({int(image.attrs.get('Size') or 0) / 1e6:.0f} MB)")
+    return Built(recipe.name, tag, str(image.id), True, seconds)
 
 
 def ensure_images(

@@ -181,6 +181,12 @@ function applyFilters(){
   });
 }
 document.addEventListener('change', applyFilters);
+function openTarget(){
+  const target = document.getElementById(decodeURIComponent(location.hash.slice(1)));
+  if (target && target.tagName === 'DETAILS') target.open = true;
+}
+window.addEventListener('hashchange', openTarget);
+window.addEventListener('load', openTarget);
 """
 
 
