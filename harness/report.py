@@ -133,7 +133,14 @@ def scenario_lines(document: dict[str, Any], width: int = 80) -> list[str]:
         differ = sorted({str(c["expected_by"]) for c in cells if c.get("expected_by")})
         if differ:
             lines.extend(
-                textwrap.wrap("differ: " + ", ".join(differ), width, initial_indent="  ", subsequent_indent="    ")
+                textwrap.wrap(
+                    "differ: " + ", ".join(differ),
+                    width,
+                    initial_indent="  ",
+                    subsequent_indent="    ",
+                    break_on_hyphens=False,  # a stack's name (lighttpd-wolfssl) is never split
+                    break_long_words=False,
+                )
             )
     return lines
 

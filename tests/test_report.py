@@ -197,6 +197,7 @@ def test_the_terminal_summary_is_one_line_per_scenario_within_80_columns() -> No
     lines = report.scenario_lines(document(*cells), width=80)
     assert all(len(line) <= 80 for line in lines), lines
     assert lines[1].split() == ["require-not-yet-valid-client-cert", "20", "20", "0", "0"]
+    assert not any(line.rstrip().endswith("-") for line in lines)  # never "lighttpd-" / "wolfssl"
     differ = " ".join(line.strip() for line in lines[2:-1])
     assert differ.startswith("differ: apache, erlang, gnutls, go, haproxy, java, lighttpd-wolfssl, nss, rustls")
     assert lines[-1].split() == ["no-client-cert", "1", "0", "1", "0"]  # no stack differs: no second line
@@ -303,3 +304,12 @@ def test_a_report_of_12000_cells_opens_in_chromium_and_its_filters_answer(
     )
     record_property("report_figures", line)
     print(line)
+
+
+def test_a_stack_name_is_never_split_across_lines() -> None:
+    names = ["lighttpd-openssl", "lighttpd-gnutls", "lighttpd-mbedtls", "lighttpd-wolfssl", "erlang", "go", "nss"]
+    cells = [dict(record(n, "curl", "no-client-cert", "1.3", "ok", "ok"), expected_by=n) for n in names]
+    for width in range(60, 81):
+        lines = report.scenario_lines(document(*cells), width=width)
+        words = {w.strip(",") for line in lines[2:] for w in line.split()}
+        assert set(names) <= words, (width, lines)
