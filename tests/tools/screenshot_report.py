@@ -2,10 +2,9 @@
 
 Usage: python tests/tools/screenshot_report.py RUN_DIR OUT_DIR
 
-Writes OUT_DIR/report-differences.png (the top of the page: the differences table) and
-OUT_DIR/report-stack.png (the page opened at one stack's section). RUN_DIR holds a
-results.json; the report is rendered afresh from it, so the picture is of this
-version's report.
+Writes OUT_DIR/report-differences.png (the top of the page: the run, the stacks and
+their versions, then the differences table). RUN_DIR holds a results.json; the report
+is rendered afresh from it, so the picture is of this version's report.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from harness import diff, report  # noqa: E402
 
 
-def shoot(page: Path, out: Path, fragment: str = "", height: int = 1400) -> None:
+def shoot(page: Path, out: Path, height: int = 1400) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         raise SystemExit("chromium is not installed (apt-get install chromium)")
@@ -37,7 +36,7 @@ def shoot(page: Path, out: Path, fragment: str = "", height: int = 1400) -> None
                 f"--user-data-dir={profile}",
                 f"--window-size=1400,{height}",
                 f"--screenshot={out}",
-                page.as_uri() + fragment,
+                page.as_uri(),
             ],
             check=True,
             capture_output=True,
@@ -52,8 +51,7 @@ def main(run_dir: str, out_dir: str) -> int:
     page = Path(run_dir) / "report.html"
     report.write_html(document, page)
     shoot(page, out / "report-differences.png")
-    shoot(page, out / "report-stack.png", "#stack-lighttpd-wolfssl")
-    print(f"wrote {out / 'report-differences.png'} and {out / 'report-stack.png'}")
+    print(f"wrote {out / 'report-differences.png'}")
     return 0
 
 
