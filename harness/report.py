@@ -324,6 +324,7 @@ def _differences_html(document: dict[str, Any]) -> str:
     by_stack: dict[str, list[dict[str, Any]]] = {}
     for entry in entries:
         by_stack.setdefault(entry["stack"], []).append(entry)
+    ran = list(dict.fromkeys(str(c["scenario"]) for c in document.get("cells", [])))
     stacks = []
     for stack, items in sorted(by_stack.items()):
         lines = "".join(
@@ -331,10 +332,13 @@ def _differences_html(document: dict[str, Any]) -> str:
             f"<code>{_esc(e['verdict'])}</code> (TLS {_esc(', '.join(sorted(e['tls'])))}) — {_esc(e['rule'])}</li>"
             for e in items
         )
-        scenario_count = len({e["scenario"] for e in items})
+        differing = {e["scenario"] for e in items}
+        same = [s for s in ran if s not in differing]
+        links = ", ".join(f'<a href="#scenario-{_esc(name)}">{_esc(name)}</a>' for name in same)
+        rest = f"<p>In the other {len(same)} scenario(s) it gets the default verdict: {links}.</p>" if same else ""
         stacks.append(
-            f'<details id="stack-{_esc(stack)}"><summary><b>{_esc(stack)}</b>: differs in {scenario_count} '
-            f"scenario(s)</summary><ul>{lines}</ul></details>"
+            f'<details id="stack-{_esc(stack)}"><summary><b>{_esc(stack)}</b>: differs in {len(differing)} '
+            f"scenario(s)</summary><ul>{lines}</ul>{rest}</details>"
         )
     return (
         '<section id="differences"><h2>How the stacks differ from the default</h2>'

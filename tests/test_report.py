@@ -216,6 +216,7 @@ def test_the_report_shows_the_differences_first_with_their_rules(tmp_path: Path)
         for tls in ("1.2", "1.3")
     ]
     cells.append(record("node", "curl", "leaf-without-intermediate", "1.3", "reported:untrusted", "reported:untrusted"))
+    cells.append(record("node", "go", "no-client-cert", "1.3", "reported:no-cert", "reported:no-cert"))
     doc = document(*cells)
     doc["scenarios"] = {"leaf-without-intermediate": {"summary": "s", "expected": "reported:untrusted", "by_tls": {}}}
     [entry] = report.differences(doc)
@@ -226,6 +227,8 @@ def test_the_report_shows_the_differences_first_with_their_rules(tmp_path: Path)
     assert go_rule in page and 'href="#scenario-leaf-without-intermediate"' in page
     assert 'id="scenario-leaf-without-intermediate"' in page and 'id="stack-go"' in page
     assert "default: <code>reported:untrusted</code>" in page
+    # what the stack does in every scenario: the rest get the default
+    assert 'the default verdict: <a href="#scenario-no-client-cert">no-client-cert</a>' in page
 
 
 def big_document(cells_wanted: int = 12_000) -> dict[str, object]:
