@@ -44,7 +44,8 @@ dir=$1
 exec 3<>"$dir/requests" 4<>"$dir/done" </dev/null
 echo ready >&4
 while read -r id <&3; do
-    { bash "$dir/$id.sh" >"$dir/$id.out" 2>"$dir/$id.err"; echo "$id $?" >&4; } &
+    # The client gets neither FIFO (3<&- 4<&-): like a docker exec, it sees only its own output.
+    { bash "$dir/$id.sh" 3<&- 4<&- >"$dir/$id.out" 2>"$dir/$id.err"; echo "$id $?" >&4; } &
 done
 """
 
@@ -74,7 +75,7 @@ def request_script(
 @dataclass
 class _Waiting:
     event: threading.Event = field(default_factory=threading.Event)
-    status: int | None = None
+    status: int | None = None  # None once set: the agent was closed before it answered
 
 
 class Agent:
@@ -97,6 +98,7 @@ class Agent:
         # agent restarts or no request is pending.
         self._requests = os.open(folder / "requests", os.O_RDWR)
         self._done = os.open(folder / "done", os.O_RDWR)
+        self._done_open = True
         self._reader = threading.Thread(target=self._read, name=f"agent-{folder.name}", daemon=True)
         self._reader.start()
 
@@ -104,26 +106,38 @@ class Agent:
         return self._ready.wait(timeout_s)
 
     def _read(self) -> None:
+        """Dispatch the agent's lines; this thread alone closes ``done`` (no read of a
+        closed, perhaps reused, descriptor), once ``close`` has woken it."""
         buffered = b""
-        while not self._closed:
-            try:
-                chunk = os.read(self._done, 4096)
-            except OSError:
-                return
-            if not chunk:
-                return
-            buffered += chunk
-            *lines, buffered = buffered.split(b"\n")
-            for line in lines:
-                words = line.decode(errors="replace").split()
-                if words == ["ready"]:
-                    self._ready.set()
-                elif len(words) == 2 and words[1].lstrip("-").isdigit():
-                    with self._lock:
-                        waiting = self._waiting.get(words[0])
-                    if waiting is not None:
-                        waiting.status = int(words[1])
-                        waiting.event.set()
+        try:
+            while not self._closed:
+                try:
+                    chunk = os.read(self._done, 4096)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                buffered += chunk
+                *lines, buffered = buffered.split(b"\n")
+                for line in lines:
+                    self._dispatch(line.decode(errors="replace").split())
+        finally:
+            with self._lock:
+                self._done_open = False
+                with contextlib.suppress(OSError):
+                    os.close(self._done)
+
+    def _dispatch(self, words: list[str]) -> None:
+        if words == ["ready"]:
+            self._ready.set()
+            return
+        if len(words) != 2 or not words[1].isdigit():
+            return  # not a line of the agent's (it writes only these two kinds)
+        with self._lock:
+            waiting = self._waiting.get(words[0])
+        if waiting is not None:
+            waiting.status = int(words[1])
+            waiting.event.set()
 
     def run(
         self,
@@ -151,6 +165,8 @@ class Agent:
                     f"the agent in {self.folder.name} did not answer within {timeout_s + GRACE_S:.0f} s "
                     f"(is its container paused or gone?)"
                 )
+            if waiting.status is None:
+                raise HarnessError(f"the agent in {self.folder.name} was closed before {argv[0]} ended")
             elapsed = time.monotonic() - started
             out = self.folder / f"{request}.out"
             err = self.folder / f"{request}.err"
@@ -161,13 +177,20 @@ class Agent:
                 self._waiting.pop(request, None)
             for suffix in (".sh", ".out", ".err"):
                 (self.folder / f"{request}{suffix}").unlink(missing_ok=True)
-        assert waiting.status is not None
         return waiting.status, stdout, stderr, elapsed
 
     def close(self) -> None:
-        self._closed = True
+        """Stop: requests still waiting end at once with an error, the reader thread ends
+        and closes ``done``; ``requests`` is closed here."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            waiting = list(self._waiting.values())
+        for each in waiting:
+            each.event.set()  # status stays None: "closed before it answered"
+        with self._lock, contextlib.suppress(OSError):
+            if self._done_open:  # never write to a descriptor the reader has closed (and reused)
+                os.write(self._done, b"closed\n")  # wakes the reader, which then sees _closed
         with contextlib.suppress(OSError):
-            os.write(self._done, b"closed\n")  # wakes the reader, which then sees _closed
-        for fd in (self._requests, self._done):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            os.close(self._requests)

@@ -12,6 +12,7 @@ own test.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -176,47 +177,55 @@ def plan(options: Options) -> tuple[registry.Registry, list[Cell]]:
 
 @dataclass
 class Lock:
-    """``OUT/.mtls-harness.lock``: run id, pid and host of the run writing into OUT."""
+    """``OUT/.mtls-harness.lock``: an ``flock`` held for the run's life, and in the file the
+    run id, pid and host of the run writing into OUT (for the refusal's message).
+
+    The kernel releases an ``flock`` when its process dies, however it dies, so a lock is
+    never stale and never needs judging; and two runs racing for a folder cannot both get
+    it (a lock file written by create-then-write can be read empty in between). The file
+    is left in place when the run ends, empty: unlinking it would let a run that opened
+    the old file and one that creates a new one both hold "the" lock.
+    """
 
     path: Path
     run_id: str
     held: bool = False
+    _fd: int | None = None
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         me = liveness.this_process()
         mine = json.dumps({"run_id": self.run_id, **me, "pid": int(me["pid"])})
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                holder = self._holder()
-                if holder is not None:
-                    raise UsageError(
-                        f"{self.path.parent} is in use by run {holder.get('run_id')} (pid {holder.get('pid')}): "
-                        "wait for it, or choose another --out"
-                    ) from None
-                self.path.unlink(missing_ok=True)  # the run that held it is gone: take it over
-                continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(mine + "\n")
-            self.held = True
-            return
-        raise UsageError(f"could not take the lock {self.path}: another run keeps taking it")
-
-    def _holder(self) -> dict[str, Any] | None:
-        """The live run holding the lock, or None when it is stale (its process is gone)."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
-            holder: dict[str, Any] = json.loads(self.path.read_text() or "{}")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._holder(fd)
+            os.close(fd)
+            raise UsageError(
+                f"{self.path.parent} is in use by run {holder.get('run_id', '?')} (pid {holder.get('pid', '?')}): "
+                "wait for it, or choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (mine + "\n").encode(), 0)
+        self._fd = fd
+        self.held = True
+
+    @staticmethod
+    def _holder(fd: int) -> dict[str, Any]:
+        """What the run holding the lock wrote (it may not have written it yet)."""
+        try:
+            holder = json.loads(os.pread(fd, 65536, 0).decode(errors="replace") or "{}")
         except (OSError, ValueError):
-            return None
-        if not isinstance(holder, dict) or not holder.get("run_id"):
-            return None
-        return None if liveness.gone({k: str(v) for k, v in holder.items()}) else holder
+            return {}
+        return holder if isinstance(holder, dict) else {}
 
     def release(self) -> None:
-        if self.held:
-            self.path.unlink(missing_ok=True)
+        if self.held and self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
             self.held = False
 
 

@@ -32,13 +32,27 @@ def _namespace() -> str:
         return ""
 
 
-def _start_time(pid: int) -> str:
-    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+def _stat(pid: int) -> tuple[str, str]:
+    """(state, start time in clock ticks since boot) from /proc/PID/stat; ("", "") if unreadable."""
     stat = _read(PROC / str(pid) / "stat")
-    if not stat:
-        return ""
     fields = stat.rsplit(")", 1)[-1].split()  # the command name may hold spaces
-    return fields[19] if len(fields) > 19 else ""
+    return (fields[0], fields[19]) if len(fields) > 19 else ("", "")
+
+
+def _start_time(pid: int) -> str:
+    return _stat(pid)[1]
+
+
+def _exists(pid: int) -> bool:
+    """Whether pid names a process here, even one whose /proc entry we may not read
+    (hidepid, another user): EPERM means it exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def this_process() -> dict[str, str]:
@@ -64,11 +78,15 @@ def gone(identity: dict[str, str]) -> bool:
     pid = str(identity.get("pid", ""))
     if not pid.isdigit() or not identity.get("pidns") or not identity.get("boot"):
         return False
+    if identity.get("host") == me["host"] and identity.get("boot") != me["boot"]:
+        return True  # this machine rebooted since: no process survives a reboot
     if (identity.get("host"), identity.get("pidns"), identity.get("boot")) != (me["host"], me["pidns"], me["boot"]):
         return False
-    started = _start_time(int(pid))
+    state, started = _stat(int(pid))
     if not started:
-        return True  # no such process in our namespace
+        return not _exists(int(pid))  # unreadable is not gone: hidepid hides live processes
+    if state in ("Z", "X"):
+        return True  # a zombie (or dead) harness runs nothing
     return bool(identity.get("started")) and started != identity.get("started")
 
 

@@ -385,7 +385,7 @@ class Pod:
         try:
             exec_id = api.exec_create(container.id, ["bash", f"{agent.MOUNT}/agent.sh", agent.MOUNT])["Id"]
             api.exec_start(exec_id, detach=True)
-        except docker.errors.APIError:
+        except Exception:  # no bash, or Docker refused: this container's cells use docker exec
             started.close()
             return None
         if not started.wait_ready():
@@ -590,8 +590,10 @@ def clean_all(client: docker.DockerClient, everything: bool = False) -> tuple[in
     """Remove the containers and networks of every run that is not known to be running.
 
     A run whose harness process is alive on this machine, or that another sandbox
-    started (it cannot be judged from here), is kept unless ``everything``. Returns the
-    containers and networks removed and the run ids kept.
+    started (it cannot be judged from here), is kept unless ``everything``. A run of a
+    version before liveness labels (no ``PROCESS_LABEL``) cannot be judged either and is
+    removed, as ``clean`` always did. Returns the containers and networks removed and the
+    run ids kept.
     """
     if everything:
         return (*remove_labelled(client, {LABEL: "1"}), [])

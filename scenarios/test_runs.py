@@ -40,11 +40,12 @@ def test_a_second_run_into_a_folder_in_use_refuses_in_one_line(tmp_path: Path) -
     out = tmp_path / "shared"
     first = start(out, "--tls", "1.3")
     deadline = time.monotonic() + 300
-    while not (out / ".mtls-harness.lock").exists():
+    lock = out / ".mtls-harness.lock"
+    while not (lock.exists() and lock.read_text().strip()):  # created, then written under its flock
         assert first.poll() is None, first.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    holder = json.loads((out / ".mtls-harness.lock").read_text())
+    holder = json.loads(lock.read_text())
     second = start(out)
     _out, err = second.communicate(timeout=60)
     assert second.returncode == 2

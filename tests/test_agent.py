@@ -91,3 +91,44 @@ def test_a_silent_agent_is_a_clear_error_not_a_hang(tmp_path: Path, monkeypatch:
             silent.run(["true"], 0.1)
     finally:
         silent.close()
+
+
+def test_the_client_does_not_inherit_the_agents_fifos(running: Agent) -> None:
+    probe = "import os; print([fd for fd in (3, 4) if os.path.exists(f'/proc/self/fd/{fd}')])"
+    code, out, _err, _s = running.run(["python3", "-c", probe], 5)
+    assert (code, out) == (0, b"[]\n")  # neither FIFO, as under docker exec
+
+
+def test_a_stray_line_on_the_done_fifo_does_not_stop_the_reader(running: Agent) -> None:
+    from harness.agent import _Waiting
+
+    waiting = running._waiting["r999"] = _Waiting()
+    for words in (["r999", "--5"], ["r999", "x"], ["garbage"], []):
+        running._dispatch(words)  # once crashed the reader thread: int("--5")
+    assert not waiting.event.is_set()
+    del running._waiting["r999"]
+    with open(running.folder / "done", "w") as done:
+        done.write("r1 --5\ngarbage\n\n")
+    assert running.run(["true"], 5)[0] == 0
+
+
+def test_closing_ends_the_requests_still_waiting_at_once(tmp_path: Path) -> None:
+    silent = Agent(tmp_path / "silent")
+    errors: list[str] = []
+
+    def waiter() -> None:
+        try:
+            silent.run(["sleep", "5"], 30)
+        except HarnessError as exc:
+            errors.append(str(exc))
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    import time
+
+    time.sleep(0.2)
+    started = time.monotonic()
+    silent.close()
+    thread.join(5)
+    assert not thread.is_alive() and time.monotonic() - started < 2
+    assert errors and "closed before sleep ended" in errors[0]

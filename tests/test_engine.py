@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -48,26 +49,35 @@ def test_a_second_run_into_a_folder_in_use_is_refused_naming_the_first(tmp_path:
     second.acquire()
     assert json.loads((tmp_path / engine.LOCK_FILE).read_text())["run_id"] == "run-two"
     second.release()
-    assert not (tmp_path / engine.LOCK_FILE).exists()
+    assert (tmp_path / engine.LOCK_FILE).read_text() == ""  # left in place, empty: see engine.Lock
 
 
-def test_the_lock_of_a_dead_run_is_taken_over(tmp_path: Path) -> None:
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = {**liveness.this_process(), "run_id": "killed", "pid": int(dead.stdout)}
-    (tmp_path / engine.LOCK_FILE).write_text(json.dumps(stale))
-    lock = engine.Lock(tmp_path / engine.LOCK_FILE, "mine")
+def holder(lock_file: Path, run_id: str) -> subprocess.Popen[str]:
+    """Another harness process holding ``lock_file`` until killed."""
+    code = (
+        "import sys, time; from pathlib import Path; from harness import engine; "
+        f"engine.Lock(Path({str(lock_file)!r}), {run_id!r}).acquire(); print('held', flush=True); time.sleep(60)"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline().strip() == "held"
+    return process
+
+
+def test_the_lock_of_a_killed_run_is_free_and_a_live_runs_is_not(tmp_path: Path) -> None:
+    """The lock is an flock: the kernel frees it when its process dies, however it dies
+    (no pid judging), and a live holder, in any pid namespace of this kernel, keeps it."""
+    lock_file = tmp_path / engine.LOCK_FILE
+    live = holder(lock_file, "theirs")
+    try:
+        with pytest.raises(UsageError, match=f"in use by run theirs \\(pid {live.pid}\\)"):
+            engine.Lock(lock_file, "mine").acquire()
+    finally:
+        live.kill()
+        live.communicate()
+    lock = engine.Lock(lock_file, "mine")
     lock.acquire()
-    assert json.loads((tmp_path / engine.LOCK_FILE).read_text())["run_id"] == "mine"
-
-
-def test_a_lock_held_from_another_pid_namespace_is_never_taken_over(tmp_path: Path) -> None:
-    """Two sandboxes can share a host name and a Docker engine: a pid that is free here
-    may be a live run there."""
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    elsewhere = {**liveness.this_process(), "run_id": "theirs", "pid": int(dead.stdout), "pidns": "pid:[1]"}
-    (tmp_path / engine.LOCK_FILE).write_text(json.dumps(elsewhere))
-    with pytest.raises(UsageError, match="in use by run theirs"):
-        engine.Lock(tmp_path / engine.LOCK_FILE, "mine").acquire()
+    assert json.loads(lock_file.read_text())["run_id"] == "mine"
+    lock.release()
 
 
 def test_liveness_judges_only_what_it_can_see() -> None:
@@ -77,7 +87,21 @@ def test_liveness_judges_only_what_it_can_see() -> None:
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     assert liveness.gone({**me, "pid": dead.stdout.strip(), "started": "5"})
     assert not liveness.gone({"pid": dead.stdout.strip(), "host": me["host"]})  # an older run's labels
-    assert not liveness.gone({**me, "pid": dead.stdout.strip(), "boot": "another-boot"})
+    assert liveness.gone({**me, "pid": dead.stdout.strip(), "boot": "another-boot"})  # this machine rebooted
+    assert not liveness.gone({**me, "pid": dead.stdout.strip(), "pidns": "pid:[1]"})  # another sandbox's
+
+
+def test_a_zombie_harness_is_gone() -> None:
+    child = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 5
+        while liveness._stat(child.pid)[0] != "Z":  # exited, not yet waited for
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        zombie = {**liveness.this_process(), "pid": str(child.pid), "started": liveness._start_time(child.pid)}
+        assert liveness.gone(zombie) and liveness.judged(zombie) == "gone"
+    finally:
+        child.wait()
 
 
 def test_options_are_declared_once_for_both_front_ends() -> None:
