@@ -21,14 +21,20 @@ CELLS = [cell for cell in plan(REGISTRY, servers=["python"]) if not cell.unsuppo
 
 
 @pytest.fixture(scope="module")
-def exec_runner(harness: Session) -> Runner:
-    """Cells on their own pods, every one a ``docker exec``."""
-    return Runner(harness.run, harness.registry, purpose="exec", agents=False)
+def runners(harness: Session) -> tuple[Runner, Runner]:
+    """Two runners on pods of their own: every cell a ``docker exec``, or through the
+    agent. Not the matrix's own results: a test waiting for the matrix to reach its cell
+    could wait past its time limit."""
+    return (
+        Runner(harness.run, harness.registry, purpose="exec", agents=False),
+        Runner(harness.run, harness.registry, purpose="agent", agents=True),
+    )
 
 
 @pytest.mark.parametrize("parity_cell", CELLS, ids=[c.id for c in CELLS])
-def test_agent_and_docker_exec_agree(harness: Session, exec_runner: Runner, parity_cell) -> None:  # type: ignore[no-untyped-def]
+def test_agent_and_docker_exec_agree(runners: tuple[Runner, Runner], parity_cell) -> None:  # type: ignore[no-untyped-def]
+    exec_runner, agent_runner = runners
     through_exec = exec_runner.run_cell(parity_cell)
-    through_agent = harness.outcome(parity_cell)
+    through_agent = agent_runner.run_cell(parity_cell)
     assert through_exec.observed == through_agent.observed, through_exec.explain() + "\n" + through_agent.explain()
     assert through_exec.exit_code == through_agent.exit_code, through_exec.explain() + "\n" + through_agent.explain()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from harness import registry
-from harness.matrix import plan
+from harness.matrix import Runner, plan
 from harness.pytest_plugin import Session
 from harness.scenarios import CATALOGUE, TLS_VERSIONS
 
@@ -31,10 +31,17 @@ CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def parity_runner(harness: Session) -> Runner:
+    """Pods of its own: the matrix's runner is busy with the same cells in the background,
+    and two cells at once on one server process would mix their log lines."""
+    return Runner(harness.run, harness.registry, purpose="parity")
+
+
 @pytest.mark.parametrize(("scenario", "client", "tls"), CASES)
-def test_python_body_equals_node_body(harness: Session, scenario, client: str, tls: str) -> None:  # type: ignore[no-untyped-def]
-    node = harness.runner.run_cell(CELLS[f"node-server--{client}-client--{scenario.id}--tls{tls}"])
-    python = harness.runner.run_cell(CELLS[f"python-server--{client}-client--{scenario.id}--tls{tls}"])
+def test_python_body_equals_node_body(parity_runner: Runner, scenario, client: str, tls: str) -> None:  # type: ignore[no-untyped-def]
+    node = parity_runner.run_cell(CELLS[f"node-server--{client}-client--{scenario.id}--tls{tls}"])
+    python = parity_runner.run_cell(CELLS[f"python-server--{client}-client--{scenario.id}--tls{tls}"])
     assert node.exit_code == python.exit_code == 0, node.explain() + "\n" + python.explain()
     if (node.expected, node.expected_native) == (python.expected, python.expected_native):
         assert python.stdout == node.stdout
