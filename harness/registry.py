@@ -32,7 +32,7 @@ MANIFEST = "impl.toml"
 ROLES = ("server", "client")
 DEFAULT_PORT = 9443
 #: Features a cell may need; a manifest lists those its implementation lacks, with why.
-FEATURES = ("report", "require", "crl", "keylog", "tls1.2", "tls1.3", "ca-names")
+FEATURES = ("report", "require", "crl", "keylog", "keylog-on-failure", "tls1.2", "tls1.3", "ca-names")
 
 #: Placeholders each role's argv template may use (harness.scenarios' sides, plus the port/URL).
 SERVER_VALUES = ("cert", "key", "root_ca", "require", "crl", "tls_max", "port")
@@ -508,17 +508,22 @@ class Registry:
         """What a capture of ``cell`` can show (scenarios.wire_mismatches's keywords): a
         TLS 1.3 handshake is readable only with the client's key log, and a server whose
         CertificateRequest lists no CA names by design is not asked for them."""
-        client = self.client(cell.client)
         server = self.server(cell.server)
-        return {
-            "readable": not (cell.tls == "1.3" and "keylog" in client.unsupported),
-            "ca_names": "ca-names" not in server.unsupported,
-        }
+        return {"readable": self.wire_unseen(cell) is None, "ca_names": "ca-names" not in server.unsupported}
 
     def wire_unseen(self, cell: Any) -> str | None:
-        """Why a capture cannot show what ``cell``'s scenario asserts on the wire, or None."""
-        if cell.tls == "1.3" and "keylog" in self.client(cell.client).unsupported:
-            return f"{cell.client} client: {self.client(cell.client).unsupported['keylog']}"
+        """Why a capture cannot show what ``cell``'s scenario asserts on the wire, or None:
+        a TLS 1.3 handshake without the client's key log (``keylog``), or a rejected one
+        of a client that has its key log only for handshakes it completes
+        (``keylog-on-failure``)."""
+        if cell.tls != "1.3":
+            return None
+        unsupported = self.client(cell.client).unsupported
+        if "keylog" in unsupported:
+            return f"{cell.client} client: {unsupported['keylog']}"
+        rejected = not (cell.expected.verdict == "ok" or cell.expected.verdict.startswith("reported:"))
+        if "keylog-on-failure" in unsupported and rejected:
+            return f"{cell.client} client: {unsupported['keylog-on-failure']}"
         return None
 
     def capabilities(self) -> dict[str, tuple[str, ...]]:
