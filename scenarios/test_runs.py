@@ -56,3 +56,24 @@ def test_a_second_run_into_a_folder_in_use_refuses_in_one_line(tmp_path: Path) -
     _out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err[-2000:]
     assert json.loads((out / "results.json").read_text())["run"]["run_id"] == holder["run_id"]
+
+
+def test_diff_of_two_real_runs_names_the_cells_one_run_lacks(tmp_path: Path) -> None:
+    """`mtls-harness diff` on two real runs: the same cells agree (exit 0); a run with one
+    more TLS version shows those cells as only in NEW (exit 1)."""
+    for name, extra in (("a", ("--tls", "1.3")), ("b", ("--tls", "1.3")), ("c", ())):
+        process = start(tmp_path / name, *extra)
+        _out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-2000:]
+
+    def diff(old: str, new: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "harness", "diff", str(tmp_path / old), str(tmp_path / new)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+    same = diff("a", "b")
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert same.stdout.startswith("compared 2 cell(s): 0 verdict(s) changed, 0 only in NEW, 0 only in OLD")
+    more = diff("a", "c")
+    assert more.returncode == 1, more.stdout + more.stderr
+    assert "0 verdict(s) changed, 2 only in NEW, 0 only in OLD" in more.stdout
+    assert "python-server--curl-client--no-client-cert--tls1.2" in more.stdout
