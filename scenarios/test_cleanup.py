@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import images, registry
+from harness import engine, images, registry
 from harness.matrix import plan
 from harness.pods import RUN_LABEL, leftovers, remove_labelled, sweep_stale
 
@@ -172,7 +172,11 @@ def test_the_cli_interrupted_by_repeated_ctrl_c_keeps_its_results_and_leaves_not
     assert 4 <= len(document["cells"]) < len(plan(registry.default()))
     assert (out / "junit.xml").is_file() and (out / "report.html").is_file()
     assert leftovers(images.connect(), document["run"]["run_id"]) == []
-    assert not (out / ".mtls-harness.lock").exists()
+    # The lock is released: its file stays, empty, and the next run takes it (engine.Lock).
+    assert (out / ".mtls-harness.lock").read_text() == ""
+    lock = engine.Lock(out / ".mtls-harness.lock", "next")
+    lock.acquire()
+    lock.release()
 
 
 def test_clean_keeps_a_run_still_going_and_removes_a_killed_one(tmp_path: Path) -> None:
