@@ -302,7 +302,12 @@ def summarize(pcap: Path, keylog: Path | None = None) -> list[Connection]:
     if pcap.stat().st_size == 0:
         raise UsageError(f"{pcap} is empty: the capture recorded nothing")
     # Only what the summary reads: handshake messages and alerts (not application data).
-    argv = [tshark, "-r", str(pcap), "-Y", "tls.handshake or tls.alert_message", "-T", "pdml"]
+    # Servers listen on low ports (8443, 9443, 10000 and up) and clients connect from the
+    # ephemeral range (32768 and up): decoded by port, a client port that some other
+    # protocol registered won the connection (57000 is IRC's, and a handshake vanished).
+    # TLS on every port below the ephemeral range: the lower port decides, and it is TLS.
+    argv = [tshark, "-r", str(pcap), "-d", "tcp.port==1024-32767,tls"]
+    argv += ["-Y", "tls.handshake or tls.alert_message", "-T", "pdml"]
     if keylog is not None:
         argv += ["-o", f"tls.keylog_file:{keylog}"]
     try:

@@ -241,9 +241,21 @@ def schedule(cells: Sequence[Cell], key: Callable[[Cell], Any]) -> list[list[Cel
     return sorted(groups.values(), key=len, reverse=True)
 
 
-def schedule_order(cells: Sequence[Cell]) -> list[Cell]:
-    """The order in which ``jobs`` workers reach the cells, near enough: group by group."""
-    return [cell for group in schedule(cells, lambda c: (c.server, c.scenario.server, c.tls)) for cell in group]
+def server_key(registry: Registry, cell: Cell) -> ServerKey:
+    """Cells with the same key share one server process (and so run one at a time).
+
+    A server whose manifest says it keeps state across connections that can change a
+    verdict (``fresh_process``) gets a process of its own for every cell.
+    """
+    fresh = registry.server(cell.server).fresh_process
+    return (cell.server, cell.scenario.server, cell.tls, cell.id if fresh else "")
+
+
+def schedule_order(cells: Sequence[Cell], registry: Registry) -> list[Cell]:
+    """The order in which ``jobs`` workers reach the cells, near enough: group by group,
+    with the groups the runner makes (``server_key``: a fresh-process server's cells are
+    groups of one, and come last)."""
+    return [cell for group in schedule(cells, lambda c: server_key(registry, c)) for cell in group]
 
 
 @dataclass
@@ -289,13 +301,7 @@ class Runner:
         return self.run.container_path(self.run.certs_dir / relative)
 
     def server_key(self, cell: Cell) -> ServerKey:
-        """Cells with the same key share one server process (and so run one at a time).
-
-        A server whose manifest says it keeps state across connections that can change
-        a verdict (``fresh_process``) gets a process of its own for every cell.
-        """
-        fresh = self.registry.server(cell.server).fresh_process
-        return (cell.server, cell.scenario.server, cell.tls, cell.id if fresh else "")
+        return server_key(self.registry, cell)
 
     def server_for(self, cell: Cell) -> ServerProcess:
         """The cell's server process, started once per configuration, even from two threads."""

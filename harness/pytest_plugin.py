@@ -178,7 +178,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     cells = [cell for item in items if (cell := _cell_of(item)) is not None]
     if not cells:
         return
-    order = {cell.id: n for n, cell in enumerate(matrix.schedule_order(cells))}
+    found, _planned = planned(config)
+    order = {cell.id: n for n, cell in enumerate(matrix.schedule_order(cells, found))}
     first = next(i for i, item in enumerate(items) if _cell_of(item) is not None)
     matrix_items = sorted((i for i in items if _cell_of(i) is not None), key=lambda i: order[_cell_of(i).id])  # type: ignore[union-attr]
     others = [i for i in items if _cell_of(i) is None]

@@ -215,3 +215,12 @@ def test_pcapng_with_embedded_key_log_opens_decrypted(tmp_path: Path) -> None:
     plain = follower.write_pcapng(tmp_path / "plain.pcapng", follower.packets)
     (hidden,) = capture.summarize(plain)
     assert hidden.client_certificate_count is None
+
+
+@needs_tshark
+def test_a_client_port_another_protocol_registered_is_still_tls() -> None:
+    """Captured in CI: the client connected from port 57000, which tshark gives to IRC by
+    port, and the whole handshake vanished from the summary."""
+    (conn,) = capture.summarize(PCAPS / "tls13-client-port-57000.pcapng")
+    assert (conn.client_port, conn.server_port, conn.tls_version) == (57000, 10042, "1.3")
+    assert conn.client_certificate_count == 0

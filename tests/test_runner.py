@@ -115,3 +115,32 @@ def test_a_cells_capture_window_starts_after_the_previous_cells_marker(toy: Regi
         _pcap, packets = runner._cut(outcome, follower, 0, 10000)
         cut.append([p.src_port if p.dst_port == 10000 else p.dst_port for p in packets])
     assert cut == [[41000, 41000], [42000, 42000]]
+
+
+def test_the_pytest_order_follows_the_runners_groups_also_for_fresh_process_servers(tmp_path: Path) -> None:
+    """The scenario tests wait for their cells in this order: when it ignored a server's
+    fresh_process (one group per cell, run last), a test waited for the whole matrix."""
+    from harness.matrix import schedule, schedule_order
+    from tests.stacks import TOY_SERVER, write_impl
+
+    write_impl(tmp_path / "a", "toy", TOY_SERVER)
+    write_impl(
+        tmp_path / "b",
+        "fresh",
+        TOY_SERVER.replace('name = "toy"', 'name = "fresh"').replace(
+            "[server]\n", "[server]\nfresh_process = true\n", 1
+        ),
+    )
+    found = Registry(tuple(registry_load(tmp_path / d) for d in ("a", "b")))
+    cells = plan(found, scenario_ids=["trusted-client", "no-client-cert", "expired-client-cert"])
+    runner = Runner(run=None, registry=found)  # type: ignore[arg-type]
+    assert schedule_order(cells, found) == [c for group in schedule(cells, runner.server_key) for c in group]
+    fresh = [c for c in schedule_order(cells, found) if c.server == "fresh"]
+    assert fresh and all(runner.server_key(c)[3] == c.id for c in fresh)
+
+
+def registry_load(folder: Path) -> Any:
+    from harness import registry
+
+    (impl,) = registry.load(folder=folder).impls
+    return impl
