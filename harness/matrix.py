@@ -338,8 +338,9 @@ class Runner:
             self._write_record(outcome)
             return outcome
         server = self.server_for(cell)
-        # A cell's time starts once its server listens: starting a server process is
-        # paid once per configuration, not per cell.
+        server.pod.client(cell.client)
+        # A cell's time starts once its server listens and its client's container (and
+        # agent) runs: each is started once per pod and configuration, not per cell.
         started = time.monotonic()
         offset = server.log_size()
         cell_dir = self.cell_dir(cell)
