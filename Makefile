@@ -43,7 +43,7 @@ test: venv ## Unit tests, then the scenario matrix
 	$(BIN)/pytest scenarios --out $(OUT)/pytest --junitxml=$(OUT)/pytest/junit.xml
 
 bench: venv ## Speed figures of SPEC 11 (removes the images first); writes bench.json
-	$(BIN)/python -m harness.bench --out $(OUT)/bench
+	$(BIN)/python -m harness.bench --out $(OUT)/bench --floor-server python
 
 lint: venv ## ruff and mypy --strict
 	$(BIN)/ruff check harness tests scenarios

@@ -45,7 +45,6 @@ TARGETS = {
     "cold_start_first_verdict_s": ("<=", 120.0),
 }
 FLOOR_SCENARIO = "trusted-client"
-FLOOR_SERVER = "python"
 FLOOR_TLS = "1.3"
 #: "The same client binary doing nothing": each client manifest's ``floor`` (the client
 #: program started and ended without a request, so it loads the same code); its
@@ -95,7 +94,7 @@ def cold_start(out: Path) -> float:
     return seconds
 
 
-def floors(out: Path) -> dict[str, float]:
+def floors(out: Path, floor_server: str) -> dict[str, float]:
     """Each client's in-container floor: the median seconds of the floor cell's own
     command, run FLOOR_SAMPLES times in a loop inside its container and timed there."""
     from harness.scenarios import BY_ID
@@ -107,13 +106,13 @@ def floors(out: Path) -> dict[str, float]:
     with Run(
         client, out / "floor", out / "floor" / "certs", images=found.images(), capabilities=found.capabilities()
     ) as run:
-        pod = run.pod(FLOOR_SERVER, purpose="floor")
+        pod = run.pod(floor_server, purpose="floor")
 
         def path_in(relative: str) -> str:
             return run.container_path(run.certs_dir / relative)
 
-        argv, workdir = found.server_command(FLOOR_SERVER, scenario.server, FLOOR_TLS, 9443, path_in)
-        pod.start_server("floor", argv, 9443, workdir=workdir, ready_text=found.server(FLOOR_SERVER).ready)
+        argv, workdir = found.server_command(floor_server, scenario.server, FLOOR_TLS, 9443, path_in)
+        pod.start_server("floor", argv, 9443, workdir=workdir, ready_text=found.server(floor_server).ready)
         medians = {}
         for name in found.clients:
             command, cwd = found.client_command(name, scenario.client, "https://localhost:9443", path_in)
@@ -142,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("out/bench"))
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--skip-cold", action="store_true", help="keep the images (no cold-start figure)")
+    parser.add_argument(
+        "--floor-server",
+        required=True,
+        metavar="IMPL",
+        help="the server of the floor's request (the Makefile names one; the harness names no stack)",
+    )
     args = parser.parse_args(argv)
     out = args.out.resolve()
     shutil.rmtree(out, ignore_errors=True)
@@ -174,14 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     print("bench: the in-container floor of every client", flush=True)
-    floor = floors(out)
+    floor = floors(out, args.floor_server)
     print("bench: the floor's own cell, one at a time, through the harness", flush=True)
     repeats = 5
     durations: dict[str, list[float]] = {}
     for n in range(repeats):  # a cell is one sample: run the floor's cell a few times
         folder = out / f"sequential-{n}"
         _, status, tail = cli(
-            "matrix", "--jobs", "1", "--server", FLOOR_SERVER, "--scenario", FLOOR_SCENARIO, "--tls", FLOOR_TLS,
+            "matrix", "--jobs", "1", "--server", args.floor_server, "--scenario", FLOOR_SCENARIO, "--tls", FLOOR_TLS,
             "--out", str(folder),
         )  # fmt: skip
         if status not in (0, 1):
