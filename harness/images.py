@@ -174,12 +174,25 @@ def connect() -> docker.DockerClient:
     """A Docker client, or one clear line saying what to do."""
     try:
         client = docker.from_env(timeout=120)
+        quiet_environment(client)
         client.ping()
     except docker.errors.DockerException as exc:
         raise EnvironmentProblem(
             f"Docker is not reachable ({_first_line(exc)}): start dockerd or set DOCKER_HOST"
         ) from exc
     return client
+
+
+def quiet_environment(client: docker.DockerClient) -> None:
+    """Stop the client reading proxy settings from ``os.environ`` on every API call.
+
+    The client is a requests session, and requests looks up proxies by iterating
+    ``os.environ`` for each request. The matrix makes its calls from worker threads while
+    pytest sets and deletes PYTEST_CURRENT_TEST around every test, and an iteration that
+    meets a deleted key raises ``KeyError`` (CI saw it stop a whole matrix). Docker's
+    socket is local, so no proxy applies anyway.
+    """
+    client.api.trust_env = False
 
 
 def _first_line(exc: BaseException) -> str:

@@ -101,7 +101,8 @@ class Session:
             if self._thread is not None and not self._thread.is_alive():
                 break
         if cell.id not in self.engine.results:
-            raise HarnessError(f"{cell.id} did not run: {self._error or 'the matrix stopped'}")
+            why = f"{type(self._error).__name__}: {self._error}" if self._error else "the matrix stopped"
+            raise HarnessError(f"{cell.id} did not run: {why}") from self._error
         return self.engine.results[cell.id]
 
     def wire_runner(self) -> matrix.Runner:

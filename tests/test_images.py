@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from harness import images, registry
 
 DEB822 = """Types: deb
@@ -93,3 +95,29 @@ def test_the_four_lighttpd_folders_share_one_server_program() -> None:
     for folder in folders:
         assert f"MODULE=mod_{folder.name.removeprefix('lighttpd-')}" in (folder / "server-mtls").read_text()
         assert (folder / "mtls-verify.lua").read_bytes() == (folders[0] / "mtls-verify.lua").read_bytes()
+
+
+class _RacingEnviron(dict[str, str]):
+    """An environment whose iteration meets a key deleted meanwhile, as pytest's does."""
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        raise KeyError("PYTEST_CURRENT_TEST")
+
+    def items(self):  # type: ignore[no-untyped-def]
+        raise KeyError("PYTEST_CURRENT_TEST")
+
+
+def test_docker_calls_do_not_iterate_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker thread's API call must not read os.environ while pytest edits it (CI failure)."""
+    import os
+
+    import docker
+
+    client = docker.DockerClient(base_url="unix:///nonexistent.sock", version="1.41")
+    images.quiet_environment(client)
+    monkeypatch.setattr(os, "environ", _RacingEnviron(os.environ))
+    url = "http+docker://localhost/v1.41/info"
+    assert client.api.merge_environment_settings(url, {}, None, None, None)["proxies"] == {}
+    client.api.trust_env = True  # what the client does unless told: the test can fail
+    with pytest.raises(KeyError):
+        client.api.merge_environment_settings(url, {}, None, None, None)
