@@ -23,12 +23,25 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from harness.errors import UsageError
 
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+
+#: The client-key variants of SPEC §7b: name -> key type (``new_key``).
+CLIENT_KEY_VARIANTS = {
+    "client-rsa2048": "rsa",
+    "client-p384": "p384",
+    "client-ed25519": "ed25519",
+    "client-rsa1024": "rsa1024",
+}
+
+#: An extension no stack knows: under the project's own arc in the "example" space of
+#: private enterprise numbers (RFC 5612's 32473), marked critical.
+UNKNOWN_CRITICAL_OID = ObjectIdentifier("1.3.6.1.4.1.32473.1.1")
 
 KEY_TYPES = ("ec", "rsa")
 SERVER_PKI = "tls-certs"
@@ -56,11 +69,26 @@ VARIANTS: dict[str, str] = {
     "client-revoked": "client leaf listed in its issuing CA's CRL",
     "client-from-server-pki": "client leaf issued by the server's PKI",
     "client-mismatched-key": "client chain paired with a key that is not its own",
+    "client-rsa2048": "client leaf with an RSA-2048 key",
+    "client-p384": "client leaf with an EC P-384 key",
+    "client-ed25519": "client leaf with an Ed25519 key",
+    "client-rsa1024": "client leaf with an RSA-1024 key",
+    "client-sha1-signed": "client leaf whose issuer signed it with SHA-1",
+    "client-no-eku": "client leaf without an extendedKeyUsage extension",
+    "client-expired-intermediate": "valid client leaf whose intermediate CA has expired",
+    "client-unknown-critical-ext": "client leaf with an unknown extension marked critical",
     "server-wrong-hostname": "server leaf for another host name",
     "server-expired": "server leaf whose notAfter is in the past",
     "server-client-auth-eku": "server leaf whose EKU is clientAuth only",
     "server-leaf-only": "server leaf without its intermediate",
 }
+
+#: CA files (certificates only, no key) written next to the variants.
+UNRELATED_CA = "unrelated-ca-cert.pem"
+HUGE_CA_LIST = "huge-ca-list.pem"
+#: How many extra CAs ``HUGE_CA_LIST`` holds before the client root: their names alone
+#: pass 64 KiB, the most a CertificateRequest's certificate_authorities can encode.
+HUGE_CA_COUNT = 600
 
 #: CRL files written next to the variants.
 CRL_FULL = "alternate-crls.pem"
@@ -76,11 +104,18 @@ class Issued:
 
 
 def new_key(key_type: str = "ec") -> PrivateKey:
-    """A fresh private key: EC P-256 by default, RSA-2048 when asked."""
+    """A fresh private key: EC P-256 by default, RSA-2048 when asked (``KEY_TYPES``); the
+    client-key variants also use ``p384``, ``ed25519`` and ``rsa1024``."""
     if key_type == "ec":
         return ec.generate_private_key(ec.SECP256R1())
     if key_type == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if key_type == "p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if key_type == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    if key_type == "rsa1024":
+        return rsa.generate_private_key(public_exponent=65537, key_size=1024)
     raise UsageError(f"unknown key type {key_type!r}: use one of {', '.join(KEY_TYPES)}")
 
 
@@ -100,7 +135,7 @@ def _window(now: dt.datetime, window: tuple[dt.timedelta, dt.timedelta]) -> tupl
 def _builder(
     subject: x509.Name,
     issuer_name: x509.Name,
-    public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+    public_key: PublicKey,
     validity: tuple[dt.datetime, dt.datetime],
 ) -> x509.CertificateBuilder:
     return (
@@ -145,15 +180,23 @@ def make_root(org: str, now: dt.datetime, key_type: str = "ec") -> Issued:
     return Issued(cert, key)
 
 
-def make_intermediate(root: Issued, org: str, now: dt.datetime, key_type: str = "ec") -> Issued:
+def make_intermediate(
+    root: Issued,
+    org: str,
+    now: dt.datetime,
+    key_type: str = "ec",
+    *,
+    common_name: str | None = None,
+    validity: tuple[dt.timedelta, dt.timedelta] = _CA_VALID,
+) -> Issued:
     """An intermediate CA with pathlen 0: it may sign leaves, not further CAs."""
     key = new_key(key_type)
     cert = (
         _builder(
-            _name(f"{org} Intermediate CA", org),
+            _name(common_name or f"{org} Intermediate CA", org),
             root.cert.subject,
             key.public_key(),
-            _window(now, _CA_VALID),
+            _window(now, validity),
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
@@ -176,23 +219,28 @@ def make_leaf(
     org: str,
     now: dt.datetime,
     *,
-    eku: Sequence[x509.ObjectIdentifier],
+    eku: Sequence[x509.ObjectIdentifier] | None,
     dns: Sequence[str] = (),
     ips: Sequence[str] = (),
     uris: Sequence[str] = (),
     validity: tuple[dt.timedelta, dt.timedelta] = _VALID,
     key_usage: bool = True,
     key_type: str = "ec",
+    unknown_critical: bool = False,
 ) -> Issued:
-    """An end-entity certificate (CA:FALSE). ``issuer=None`` makes it self-signed."""
+    """An end-entity certificate (CA:FALSE). ``issuer=None`` makes it self-signed;
+    ``eku=None`` leaves the extendedKeyUsage extension out; ``unknown_critical`` adds
+    ``UNKNOWN_CRITICAL_OID``, marked critical."""
     key = new_key(key_type)
     subject = _name(common_name, org)
     issuer_name = issuer.cert.subject if issuer else subject
-    builder = (
-        _builder(subject, issuer_name, key.public_key(), _window(now, validity))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+    builder = _builder(subject, issuer_name, key.public_key(), _window(now, validity)).add_extension(
+        x509.BasicConstraints(ca=False, path_length=None), critical=True
     )
+    if eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+    if unknown_critical:
+        builder = builder.add_extension(x509.UnrecognizedExtension(UNKNOWN_CRITICAL_OID, b"\x05\x00"), critical=True)
     if key_usage:
         builder = builder.add_extension(
             _key_usage(
@@ -209,8 +257,89 @@ def make_leaf(
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     if issuer is not None:
         builder = builder.add_extension(_aki(issuer), critical=False)
-    cert = builder.sign(issuer.key if issuer else key, hashes.SHA256())
+    signer = issuer.key if issuer else key
+    # Ed25519 signs without a separate digest (RFC 8410).
+    cert = builder.sign(signer, None if isinstance(signer, ed25519.Ed25519PrivateKey) else hashes.SHA256())
     return Issued(cert, key)
+
+
+# --- SHA-1 signatures ------------------------------------------------------------------
+# ``cryptography`` no longer signs certificates with SHA-1, so the SHA-1 variant is the
+# SHA-256 certificate re-signed: the signature algorithm is swapped in the TBS (it is
+# signed) and outside it, and the issuer signs the new TBS with SHA-1.
+
+_SHA256_TO_SHA1 = {
+    # ecdsa-with-SHA256 -> ecdsa-with-SHA1 (RFC 5758 / RFC 3279: no parameters)
+    bytes.fromhex("300a06082a8648ce3d040302"): bytes.fromhex("300906072a8648ce3d0401"),
+    # sha256WithRSAEncryption -> sha1WithRSAEncryption (NULL parameters)
+    bytes.fromhex("300d06092a864886f70d01010b0500"): bytes.fromhex("300d06092a864886f70d0101050500"),
+}
+
+
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def _der_sequence(content: bytes) -> bytes:
+    return b"\x30" + _der_length(len(content)) + content
+
+
+def _der_content(tlv: bytes) -> bytes:
+    """The content of one DER TLV (tag of one byte)."""
+    first = tlv[1]
+    if first < 0x80:
+        return tlv[2 : 2 + first]
+    size = first & 0x7F
+    length = int.from_bytes(tlv[2 : 2 + size], "big")
+    return tlv[2 + size : 2 + size + length]
+
+
+def sha1_signed(cert: x509.Certificate, issuer_key: PrivateKey) -> x509.Certificate:
+    """``cert`` signed again by ``issuer_key`` with SHA-1 (ECDSA or RSA PKCS#1 v1.5)."""
+    tbs = cert.tbs_certificate_bytes
+    for old, new in _SHA256_TO_SHA1.items():
+        if old in tbs:
+            algorithm = new
+            tbs = _der_sequence(_der_content(tbs).replace(old, new, 1))
+            break
+    else:
+        raise ValueError("only an ECDSA or RSA SHA-256 signature can be re-signed with SHA-1")
+    if isinstance(issuer_key, ec.EllipticCurvePrivateKey):
+        signature = issuer_key.sign(tbs, ec.ECDSA(hashes.SHA1()))  # noqa: S303 - the defect under test
+    elif isinstance(issuer_key, rsa.RSAPrivateKey):
+        signature = issuer_key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())  # noqa: S303
+    else:
+        raise ValueError("an Ed25519 issuer has no SHA-1 signature")
+    bit_string = b"\x03" + _der_length(len(signature) + 1) + b"\x00" + signature
+    return x509.load_der_x509_certificate(_der_sequence(tbs + algorithm + bit_string))
+
+
+def huge_ca_list(now: dt.datetime, count: int = HUGE_CA_COUNT) -> list[bytes]:
+    """``count`` self-signed CA certificates (PEM) with long names, none related to any
+    PKI in play. One EC key signs them all: only their names matter, and one key keeps
+    the generation to a fraction of a second."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    org = "mtls-harness Huge CA List"
+    unit = "Extra certificate authority for the 64 KiB CertificateRequest scenario"
+    certificates = []
+    for n in range(count):
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
+                x509.NameAttribute(NameOID.COMMON_NAME, f"mtls-harness Extra CA {n + 1:04d}"),
+            ]
+        )
+        cert = (
+            _builder(name, name, key.public_key(), _window(now, _CA_VALID))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        certificates.append(pem(cert))
+    return certificates
 
 
 def make_crl(issuer: Issued, revoked_serials: Sequence[int], now: dt.datetime) -> x509.CertificateRevocationList:
@@ -406,6 +535,37 @@ def build(out: Path, key_type: str = "ec", now: dt.datetime | None = None) -> Pa
     accidental = client_leaf(issuer=server.intermediate, org="mtls-harness Server PKI")
     _write_variant(variants, "client-from-server-pki", [accidental.cert, server.intermediate.cert], accidental.key)
     _write_variant(variants, "client-mismatched-key", [client_ok.cert, mid], new_key(key_type))
+    # SPEC §7b: the same good client leaf, each time with one thing changed.
+    for name, leaf_key_type in CLIENT_KEY_VARIANTS.items():
+        typed = make_leaf(
+            client.intermediate,
+            "localhost.client",
+            "mtls-harness Client PKI",
+            now,
+            eku=[CLIENT_AUTH],
+            uris=["identity://localhost.client"],
+            key_type=leaf_key_type,
+        )
+        _write_variant(variants, name, [typed.cert, mid], typed.key)
+    sha1 = client_leaf()
+    sha1 = Issued(sha1_signed(sha1.cert, client.intermediate.key), sha1.key)
+    _write_variant(variants, "client-sha1-signed", [sha1.cert, mid], sha1.key)
+    no_eku = client_leaf(eku=None)
+    _write_variant(variants, "client-no-eku", [no_eku.cert, mid], no_eku.key)
+    # A second intermediate of the client root, expired, with its own name so that no
+    # stack can build the path through the good one.
+    old_mid = make_intermediate(
+        client.root,
+        "mtls-harness Client PKI",
+        now,
+        key_type,
+        common_name="mtls-harness Client PKI Expired Intermediate CA",
+        validity=_EXPIRED,
+    )
+    under_old = client_leaf(issuer=old_mid)
+    _write_variant(variants, "client-expired-intermediate", [under_old.cert, old_mid.cert], under_old.key)
+    critical = client_leaf(unknown_critical=True)
+    _write_variant(variants, "client-unknown-critical-ext", [critical.cert, mid], critical.key)
 
     smid = server.intermediate.cert
     wrong_host = server_leaf(dns=["wrong-host.invalid"], ips=["192.0.2.1"])
@@ -415,6 +575,12 @@ def build(out: Path, key_type: str = "ec", now: dt.datetime | None = None) -> Pa
     server_wrong_eku = server_leaf(eku=[CLIENT_AUTH])
     _write_variant(variants, "server-client-auth-eku", [server_wrong_eku.cert, smid], server_wrong_eku.key)
     _write_variant(variants, "server-leaf-only", [server_ok.cert], server_ok.key)
+
+    # A root of no PKI in play, for a CertificateRequest naming a CA the client never
+    # heard of (--ca-names); its key is thrown away.
+    unrelated = make_root("mtls-harness Unrelated PKI", now, key_type)
+    write_public(variants / UNRELATED_CA, pem(unrelated.cert))
+    write_public(variants / HUGE_CA_LIST, b"".join(huge_ca_list(now)) + pem(client.root.cert))
 
     intermediate_crl = make_crl(client.intermediate, [revoked.cert.serial_number], now)
     root_crl = make_crl(client.root, [], now)

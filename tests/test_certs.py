@@ -286,3 +286,108 @@ def test_role_views_hold_every_public_file_and_only_that_roles_keys(pki: Path, t
     assert "alternate-tls-certs/localhost-client-key.pem" in client_keys
     assert all(k.startswith(("tls-certs/", "variants/server-")) for k in server_keys)
     assert all(k.startswith(("alternate-tls-certs/", "variants/client-")) for k in client_keys)
+
+
+# --- SPEC §7b: the production variants, each the good client leaf with one change ---
+
+
+def _text(pki: Path, chain: str) -> str:
+    """``openssl x509 -text`` of the chain's leaf."""
+    leaf = pki / f"{chain}.leaf.tmp"
+    leaf.write_bytes(certs.pem(load(pki / chain)[0]))
+    return subprocess.run(
+        ["openssl", "x509", "-noout", "-text", "-in", str(leaf)], capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.mark.parametrize(
+    ("variant", "public_key_line"),
+    [
+        ("client-rsa2048", "Public-Key: (2048 bit)"),
+        ("client-p384", "NIST CURVE: P-384"),
+        ("client-ed25519", "Public Key Algorithm: ED25519"),
+        ("client-rsa1024", "Public-Key: (1024 bit)"),
+    ],
+)
+def test_key_type_variants_differ_only_in_their_key(pki: Path, variant: str, public_key_line: str) -> None:
+    chain = f"variants/{variant}-chain.pem"
+    text = _text(pki, chain)
+    assert public_key_line in text
+    assert "TLS Web Client Authentication" in text and "Signature Algorithm: ecdsa-with-SHA256" in text
+    assert load(pki / chain)[1] == load(pki / "alternate-tls-certs/intermediate-ca-cert.pem")[0]
+    assert ok(verify(pki, CLIENT_ROOT, chain, "-purpose", "sslclient"))
+    # The key and the certificate belong together.
+    key = serialization.load_pem_private_key((pki / f"variants/{variant}-key.pem").read_bytes(), None)
+    assert key.public_key() == load(pki / chain)[0].public_key()
+
+
+def test_rsa1024_is_refused_only_by_a_security_level(pki: Path) -> None:
+    # Debian's OpenSSL runs at security level 2 (112 bits): RSA-1024 gives 80.
+    chain = "variants/client-rsa1024-chain.pem"
+    assert errors(verify(pki, CLIENT_ROOT, chain, "-auth_level", "2")) == ["EE certificate key too weak"]
+    assert ok(verify(pki, CLIENT_ROOT, chain, "-auth_level", "1"))
+    assert ok(verify(pki, CLIENT_ROOT, "variants/client-rsa2048-chain.pem", "-auth_level", "2"))
+
+
+@pytest.mark.parametrize("key_type", certs.KEY_TYPES)
+def test_sha1_variant_is_signed_with_sha1_and_nothing_else_changed(tmp_path: Path, key_type: str) -> None:
+    pki = certs.build(tmp_path, key_type)
+    chain = "variants/client-sha1-signed-chain.pem"
+    leaf = load(pki / chain)[0]
+    assert isinstance(leaf.signature_hash_algorithm, type(certs.hashes.SHA1()))
+    algorithm = "ecdsa-with-SHA1" if key_type == "ec" else "sha1WithRSAEncryption"
+    assert _text(pki, chain).count(f"Signature Algorithm: {algorithm}") == 2  # inside the TBS and outside
+    assert ok(verify(pki, CLIENT_ROOT, chain, "-purpose", "sslclient"))  # the signature is good
+    assert errors(verify(pki, CLIENT_ROOT, chain, "-auth_level", "1")) == ["CA signature digest algorithm too weak"]
+
+
+def test_no_eku_variant_has_no_eku_and_verifies_for_client_auth(pki: Path) -> None:
+    chain = "variants/client-no-eku-chain.pem"
+    leaf = load(pki / chain)[0]
+    with pytest.raises(x509.ExtensionNotFound):
+        leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    assert "Extended Key Usage" not in _text(pki, chain)
+    assert ok(verify(pki, CLIENT_ROOT, chain, "-purpose", "sslclient"))
+
+
+def test_expired_intermediate_variant_fails_only_for_its_intermediate(pki: Path) -> None:
+    chain = "variants/client-expired-intermediate-chain.pem"
+    leaf, intermediate = load(pki / chain)
+    assert leaf.issuer == intermediate.subject != load(pki / "alternate-tls-certs/intermediate-ca-cert.pem")[0].subject
+    now = dt.datetime.now(dt.UTC)
+    assert intermediate.not_valid_after_utc < now < leaf.not_valid_after_utc
+    assert leaf.not_valid_before_utc < now
+    result = verify(pki, CLIENT_ROOT, chain, "-purpose", "sslclient")
+    assert "error 10 at 1 depth lookup: certificate has expired" in result.stdout + result.stderr
+    assert errors(result) == ["certificate has expired"]
+    assert ok(verify(pki, CLIENT_ROOT, chain, "-no_check_time", "-purpose", "sslclient"))  # time is all
+
+
+def test_unknown_critical_extension_variant(pki: Path) -> None:
+    chain = "variants/client-unknown-critical-ext-chain.pem"
+    leaf = load(pki / chain)[0]
+    extension = leaf.extensions.get_extension_for_oid(certs.UNKNOWN_CRITICAL_OID)
+    assert extension.critical
+    assert "1.3.6.1.4.1.32473.1.1: critical" in _text(pki, chain)
+    assert errors(verify(pki, CLIENT_ROOT, chain)) == ["unhandled critical extension"]
+    assert ok(verify(pki, CLIENT_ROOT, chain, "-ignore_critical", "-purpose", "sslclient"))
+
+
+def test_unrelated_ca_is_of_no_pki_in_play(pki: Path) -> None:
+    (unrelated,) = load(pki / "variants" / certs.UNRELATED_CA)
+    assert unrelated.subject == unrelated.issuer
+    roots = [load(pki / f"{folder}/root-ca-cert.pem")[0].subject for folder in ("tls-certs", "alternate-tls-certs")]
+    assert unrelated.subject not in roots
+    assert not ok(verify(pki, f"variants/{certs.UNRELATED_CA}", "alternate-tls-certs/localhost-client-chain.pem"))
+    assert not list((pki / "variants").glob("unrelated*key*"))
+
+
+def test_huge_ca_list_passes_64_kib_of_names_and_still_trusts_the_client(pki: Path) -> None:
+    bundle = load(pki / "variants" / certs.HUGE_CA_LIST)
+    assert len(bundle) == certs.HUGE_CA_COUNT + 1
+    assert bundle[-1] == load(pki / CLIENT_ROOT)[0]
+    # Each name as the CertificateRequest carries it: a two-byte length, then the DER.
+    assert sum(2 + len(c.subject.public_bytes()) for c in bundle) > 65535
+    assert len({c.subject for c in bundle}) == len(bundle)
+    chain = "alternate-tls-certs/localhost-client-chain.pem"
+    assert ok(verify(pki, f"variants/{certs.HUGE_CA_LIST}", chain, "-purpose", "sslclient"))
