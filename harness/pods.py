@@ -536,7 +536,7 @@ def tail(text: str, lines: int = 5) -> str:
 def remove_labelled(client: docker.DockerClient, labels: dict[str, str]) -> tuple[int, int]:
     """Remove the containers, then the networks, carrying all of ``labels``."""
     selector = [f"{k}={v}" for k, v in labels.items()]
-    containers = client.containers.list(all=True, filters={"label": selector})
+    containers = client.containers.list(all=True, ignore_removed=True, filters={"label": selector})
     for container in containers:
         try:
             container.remove(force=True)
@@ -571,7 +571,9 @@ def stale_runs(client: docker.DockerClient) -> set[str]:
     """Run ids whose harness process is certainly gone (liveness.gone): killed runs of
     this machine and pid namespace. A run started elsewhere is never judged from here."""
     found: dict[str, dict[str, str]] = {}
-    for container in client.containers.list(all=True, filters={"label": [f"{LABEL}=1"]}):
+    # ignore_removed: docker-py lists ids, then inspects each; another run's container
+    # removed in between must not end this run with a 404 (seen with parallel runs).
+    for container in client.containers.list(all=True, ignore_removed=True, filters={"label": [f"{LABEL}=1"]}):
         found[container.labels.get(RUN_LABEL, "")] = container.labels
     for network in client.networks.list(filters={"label": [f"{LABEL}=1"]}):
         found[(network.attrs.get("Labels") or {}).get(RUN_LABEL, "")] = network.attrs.get("Labels") or {}
@@ -598,7 +600,7 @@ def clean_all(client: docker.DockerClient, everything: bool = False) -> tuple[in
     if everything:
         return (*remove_labelled(client, {LABEL: "1"}), [])
     selector = {"label": [f"{LABEL}=1"]}
-    containers = client.containers.list(all=True, filters=selector)
+    containers = client.containers.list(all=True, ignore_removed=True, filters=selector)
     networks = client.networks.list(filters=selector)
     labelled = [(c.labels, c) for c in containers] + [(n.attrs.get("Labels") or {}, n) for n in networks]
     verdicts = {
@@ -624,7 +626,10 @@ def clean_all(client: docker.DockerClient, everything: bool = False) -> tuple[in
 def leftovers(client: docker.DockerClient, run_id: str | None = None) -> list[str]:
     """Names of labelled containers and networks still present (for tests)."""
     selector = [f"{RUN_LABEL}={run_id}"] if run_id else [f"{LABEL}=1"]
-    names = [f"container {c.name}" for c in client.containers.list(all=True, filters={"label": selector})]
+    names = [
+        f"container {c.name}"
+        for c in client.containers.list(all=True, ignore_removed=True, filters={"label": selector})
+    ]
     names += [f"network {n.name}" for n in client.networks.list(filters={"label": selector})]
     return names
 

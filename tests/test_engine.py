@@ -136,3 +136,40 @@ def test_junit_has_one_testcase_per_cell_with_failures_explained(tmp_path: Path)
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("2", "1", "1")
     failure = suite.find("testcase[@name='toy-server--toy-client--trusted-client--tls1.3']/failure")
     assert failure is not None and failure.get("message") == "expected ok, observed timeout"
+
+
+def test_a_container_removed_while_listing_does_not_end_a_run() -> None:
+    """docker-py lists ids, then inspects each: another run's container removed in between
+    answers 404. Seen with two runs at once; the harness's listings skip it."""
+    import docker
+    from docker.models.containers import ContainerCollection
+    from docker.models.networks import NetworkCollection
+
+    from harness import pods
+
+    class Api:
+        def containers(self, **_kw: object) -> list[dict[str, str]]:
+            return [{"Id": "kept"}, {"Id": "gone"}]
+
+        def inspect_container(self, container_id: str) -> dict[str, object]:
+            if container_id == "gone":
+                raise docker.errors.NotFound("No such container: gone")
+            labels = {pods.LABEL: "1", pods.RUN_LABEL: "r1"}
+            return {"Id": container_id, "Name": "/kept", "Config": {"Labels": labels}}
+
+        def networks(self, **_kw: object) -> list[dict[str, str]]:
+            return []
+
+    class Client:
+        api = Api()
+
+        @property
+        def containers(self) -> ContainerCollection:
+            return ContainerCollection(client=self)
+
+        @property
+        def networks(self) -> NetworkCollection:
+            return NetworkCollection(client=self)
+
+    assert pods.leftovers(Client()) == ["container kept"]  # type: ignore[arg-type]
+    assert pods.stale_runs(Client()) == set()  # type: ignore[arg-type]  # r1 has no liveness labels
