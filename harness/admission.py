@@ -23,7 +23,17 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.pods import Run, tail
 from harness.registry import Registry
-from harness.scenarios import CLIENT_ROOT, CRLS, SERVER_ROOT, TRUSTED_CLIENT, ClientSide, ServerSide
+from harness.scenarios import (
+    CLIENT_ROOT,
+    CRLS,
+    NO_CA_NAMES,
+    SECURE_PATH,
+    SERVER_ROOT,
+    TRUSTED_CLIENT,
+    UNRELATED_CA,
+    ClientSide,
+    ServerSide,
+)
 
 UNKNOWN_FLAG = "--mtls-harness-admission-unknown-flag"
 TIMEOUT_S = 20.0
@@ -33,6 +43,10 @@ _ASKS: dict[str, tuple[ServerSide, str | None]] = {
     "require": (ServerSide(root_ca=CLIENT_ROOT, require=True), None),
     "report": (ServerSide(root_ca=CLIENT_ROOT), None),
     "tls1.2": (ServerSide(root_ca=CLIENT_ROOT), "1.2"),
+    "set-ca-names": (ServerSide(root_ca=CLIENT_ROOT, ca_names=UNRELATED_CA), None),
+    "no-ca-names": (ServerSide(root_ca=CLIENT_ROOT, ca_names=NO_CA_NAMES), None),
+    "renegotiation": (ServerSide(root_ca=CLIENT_ROOT, auth_path=SECURE_PATH), "1.2"),
+    "post-handshake-auth": (ServerSide(root_ca=CLIENT_ROOT, auth_path=SECURE_PATH), "1.3"),
 }
 
 

@@ -133,8 +133,9 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
             print(f"{'':36}   TLS {case.tls}: {case.verdict} -- {case.reason}")
         for impl in found.impls:
             for expect in impl.expectations:
-                if expect.matches(scenario.id, expect.tls or "", expect.peer or ""):
-                    where = ", ".join(f"{k}={v}" for k, v in (("tls", expect.tls), ("peer", expect.peer)) if v)
+                if expect.matches(scenario.id, expect.tls or "", (expect.peer or ("",))[0]):
+                    peers = ",".join(expect.peer or ())
+                    where = ", ".join(f"{k}={v}" for k, v in (("tls", expect.tls), ("peer", peers)) if v)
                     print(
                         f"{'':36}   {impl.name} as {expect.role}{' (' + where + ')' if where else ''}: "
                         f"{expect.verdict} -- {expect.rule} [{expect.source}]"

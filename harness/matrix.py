@@ -245,9 +245,10 @@ def server_key(registry: Registry, cell: Cell) -> ServerKey:
     """Cells with the same key share one server process (and so run one at a time).
 
     A server whose manifest says it keeps state across connections that can change a
-    verdict (``fresh_process``) gets a process of its own for every cell.
+    verdict (``fresh_process``) gets a process of its own for every cell, and so does a
+    scenario of several requests (``Scenario.fresh_server``).
     """
-    fresh = registry.server(cell.server).fresh_process
+    fresh = registry.server(cell.server).fresh_process or cell.scenario.fresh_server
     return (cell.server, cell.scenario.server, cell.tls, cell.id if fresh else "")
 
 
@@ -342,11 +343,13 @@ class Runner:
         # A cell's time starts once its server listens and its client's container (and
         # agent) runs: each is started once per pod and configuration, not per cell.
         started = time.monotonic()
-        offset = server.log_size()
         cell_dir = self.cell_dir(cell)
         cell_dir.mkdir(parents=True, exist_ok=True)
         url = f"https://localhost:{server.port}"
-        argv, workdir = self.registry.client_command(cell.client, cell.scenario.client, url, self.path_in)
+        self._before(cell, server, url, cell_dir)
+        offset = server.log_size()
+        side = cell.scenario.client
+        argv, workdir = self.registry.client_command(cell.client, side, url + (side.path or ""), self.path_in)
         follower = server.pod.capture
         environment, first_packet = None, 0
         if follower is not None:
@@ -396,6 +399,17 @@ class Runner:
         outcome.duration_s = time.monotonic() - started
         self._write_record(outcome)
         return outcome
+
+    def _before(self, cell: Cell, server: ServerProcess, url: str, cell_dir: Path) -> None:
+        """The scenario's earlier requests (``Scenario.before``), in order, on the cell's
+        server process: kept as ``before-N.*`` beside the cell, never judged."""
+        for number, side in enumerate(cell.scenario.before, 1):
+            argv, workdir = self.registry.client_command(cell.client, side, url + (side.path or ""), self.path_in)
+            result = server.pod.exec(cell.client, argv, timeout_s=CELL_TIMEOUT_S, workdir=workdir)
+            (cell_dir / f"before-{number}.command").write_text(" ".join(argv) + "\n")
+            (cell_dir / f"before-{number}.stdout").write_bytes(result.stdout)
+            (cell_dir / f"before-{number}.stderr").write_bytes(result.stderr)
+            (cell_dir / f"before-{number}.exit").write_text(f"{result.exit_code}\n")
 
     def _conclude(
         self, outcome: CellResult, wire: dict[str, Any] | None, alerts: list[tuple[str, str]], captured: bool = False

@@ -26,16 +26,29 @@ from typing import Any
 
 from harness.errors import UsageError
 from harness.rules import ManifestError, Table, check_verdict, parse_table
-from harness.scenarios import BY_ID, TLS_VERSIONS, ClientSide, Scenario, ServerSide
+from harness.scenarios import BY_ID, NO_CA_NAMES, TLS_VERSIONS, ClientSide, Scenario, ServerSide
 
 MANIFEST = "impl.toml"
 ROLES = ("server", "client")
 DEFAULT_PORT = 9443
 #: Features a cell may need; a manifest lists those its implementation lacks, with why.
-FEATURES = ("report", "require", "crl", "keylog", "keylog-on-failure", "tls1.2", "tls1.3", "ca-names")
+FEATURES = (
+    "report",
+    "require",
+    "crl",
+    "keylog",
+    "keylog-on-failure",
+    "tls1.2",
+    "tls1.3",
+    "ca-names",  # the CertificateRequest names the trusted CAs (the wire tests ask for them)
+    "set-ca-names",  # --ca-names FILE: list other names than the trusted CAs'
+    "no-ca-names",  # --ca-names none: list no names at all
+    "renegotiation",  # --auth-path in TLS 1.2: ask for the certificate by renegotiating
+    "post-handshake-auth",  # --auth-path in TLS 1.3: ask for it after the handshake
+)
 
 #: Placeholders each role's argv template may use (harness.scenarios' sides, plus the port/URL).
-SERVER_VALUES = ("cert", "key", "root_ca", "require", "crl", "tls_max", "port")
+SERVER_VALUES = ("cert", "key", "root_ca", "require", "crl", "ca_names", "auth_path", "tls_max", "port")
 CLIENT_VALUES = ("cert", "key", "root_ca", "url")
 
 #: The contract's commands (images/CONTRACT.md): used when a manifest gives no argv.
@@ -48,6 +61,8 @@ CONTRACT_SERVER_ARGV: list[Any] = [
     {"if": "root_ca", "argv": ["--root-ca", "{root_ca}"]},
     {"if": "require", "argv": ["--require"]},
     {"if": "crl", "argv": ["--crl", "{crl}"]},
+    {"if": "ca_names", "argv": ["--ca-names", "{ca_names}"]},
+    {"if": "auth_path", "argv": ["--auth-path", "{auth_path}"]},
     {"if": "tls_max", "argv": ["--tls-max", "{tls_max}"]},
     {"if": "port", "argv": ["--port", "{port}"]},
 ]
@@ -180,7 +195,7 @@ class Expectation:
     source: str
     origin: str
     tls: str | None = None
-    peer: str | None = None
+    peer: tuple[str, ...] | None = None  # the other side's implementations (manifest: a name or a list)
     native: str | None = None
     wire: str | None = None  # what the capture shows instead of the scenario's wire (WIRE_OVERRIDES)
 
@@ -188,7 +203,7 @@ class Expectation:
         return (
             any(fnmatch.fnmatchcase(scenario, pattern) for pattern in self.scenarios)
             and self.tls in (None, tls)
-            and self.peer in (None, peer)
+            and (self.peer is None or peer in self.peer)
         )
 
 
@@ -378,13 +393,26 @@ def _expectations(entries: object, origin: str, roles: tuple[str, ...]) -> tuple
         tls = entry.get("tls")
         if tls is not None and tls not in TLS_VERSIONS:
             raise ManifestError(f"{where}: tls must be one of {', '.join(TLS_VERSIONS)}")
+        peer = entry.get("peer")
+        peer = [peer] if isinstance(peer, str) else peer
+        if peer is not None and (not isinstance(peer, list) or not peer or not all(isinstance(p, str) for p in peer)):
+            raise ManifestError(f"{where}: peer is an implementation's name or a list of them")
         verdict = _str(entry, "verdict", where)
         check_verdict(verdict, where)
         rule = _str(entry, "rule", where)
         source = _str(entry, "source", where)
         found.append(
             Expectation(
-                tuple(scenarios), role, verdict, rule, source, where, tls, entry.get("peer"), entry.get("native"), wire
+                tuple(scenarios),
+                role,
+                verdict,
+                rule,
+                source,
+                where,
+                tls,
+                tuple(peer) if peer is not None else None,
+                entry.get("native"),
+                wire,
             )
         )
     return tuple(found)
@@ -451,6 +479,12 @@ class Expected:
     source: str = ""
     wire: str | None = None
     by: str = ""  # the implementation whose manifest says so ("" for the catalogue's default)
+
+
+def _precedence(expectation: Expectation) -> tuple[bool, bool]:
+    """Sort key of Registry.expectation: a peer-specific one first, then a client's own error."""
+    own_error = expectation.role == "client" and expectation.verdict.startswith("client-error:")
+    return expectation.peer is None, not own_error
 
 
 @dataclass(frozen=True)
@@ -537,6 +571,10 @@ class Registry:
         needs = {"server": [f"tls{tls}", "require" if scenario.server.require else "report"], "client": [f"tls{tls}"]}
         if scenario.server.crl:
             needs["server"].append("crl")
+        if scenario.server.ca_names:
+            needs["server"].append("no-ca-names" if scenario.server.ca_names == NO_CA_NAMES else "set-ca-names")
+        if scenario.server.auth_path:
+            needs["server"].append("renegotiation" if tls == "1.2" else "post-handshake-auth")
         for role, name in (("server", server), ("client", client)):
             spec = self.server(name) if role == "server" else self.client(name)
             for feature in needs[role]:
@@ -547,17 +585,17 @@ class Registry:
     def expectation(self, server: str, client: str, scenario: Scenario, tls: str) -> Expected:
         """The catalogue's default, unless a manifest says where its stack differs (and why).
 
+        A scenario ``like`` another takes that one's expectations where none names it.
         The most specific expectation wins: one naming its peer before one that does not,
-        the server's before the client's.
+        the server's before the client's; except that a client's own ``client-error``
+        (its stack refuses what it was given, before the server can judge anything) comes
+        before a server's expectation that does not name that client.
         """
-        candidates = [
-            e for e in self.get(server).expectations if e.role == "server" and e.matches(scenario.id, tls, client)
-        ]
-        candidates += [
-            e for e in self.get(client).expectations if e.role == "client" and e.matches(scenario.id, tls, server)
-        ]
+        candidates = self._candidates(server, client, scenario.id, tls)
+        if not candidates and scenario.like:
+            candidates = self._candidates(server, client, scenario.like, tls)
         if candidates:
-            chosen = sorted(candidates, key=lambda e: e.peer is None)[0]
+            chosen = sorted(candidates, key=_precedence)[0]
             by = server if chosen.role == "server" else client
             return Expected(chosen.verdict, chosen.native, chosen.rule, chosen.source, chosen.wire, by)
         verdict, reason = scenario.default(tls)
@@ -566,6 +604,11 @@ class Registry:
         if names is not None:
             native = scenario.native.get(names)
         return Expected(verdict, native, reason, "")
+
+    def _candidates(self, server: str, client: str, scenario: str, tls: str) -> list[Expectation]:
+        found = [e for e in self.get(server).expectations if e.role == "server" and e.matches(scenario, tls, client)]
+        found += [e for e in self.get(client).expectations if e.role == "client" and e.matches(scenario, tls, server)]
+        return found
 
     def server_command(
         self,
@@ -585,6 +628,8 @@ class Registry:
             "root_ca": path(side.root_ca) if side.root_ca else None,
             "require": side.require,
             "crl": path(side.crl) if side.crl else None,
+            "ca_names": side.ca_names if side.ca_names in (None, NO_CA_NAMES) else path(side.ca_names),
+            "auth_path": side.auth_path,
             "tls_max": tls_max,
             "port": str(port) if port not in (None, DEFAULT_PORT) else None,
         }

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.certs import HUGE_CA_COUNT
 from harness.errors import UsageError
 
 TLS_VERSIONS = ("1.2", "1.3")
@@ -32,6 +33,13 @@ CLIENT_CHAIN = "alternate-tls-certs/localhost-client-chain.pem"
 CLIENT_LEAF = "alternate-tls-certs/localhost-client-cert.pem"
 CLIENT_KEY = "alternate-tls-certs/localhost-client-key.pem"
 CRLS = "variants/alternate-crls.pem"
+ISSUER_CRL_ONLY = "variants/alternate-intermediate-crl.pem"
+UNRELATED_CA = "variants/unrelated-ca-cert.pem"
+HUGE_CA_LIST = "variants/huge-ca-list.pem"
+#: ``ServerSide.ca_names`` for a CertificateRequest that lists no names at all.
+NO_CA_NAMES = "none"
+#: The path that asks for the client certificate in per-path-client-auth.
+SECURE_PATH = "/secure"
 
 
 def variant_chain(name: str) -> str:
@@ -51,6 +59,12 @@ class ServerSide:
     root_ca: str | None = None
     require: bool = False
     crl: str | None = None
+    #: The names the CertificateRequest lists, apart from what the server trusts
+    #: (``--ca-names``): a CA file, ``NO_CA_NAMES``, or None for the stack's default.
+    ca_names: str | None = None
+    #: Ask for the client certificate only on a request for this path (``--auth-path``):
+    #: renegotiation in TLS 1.2, post-handshake authentication in TLS 1.3.
+    auth_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,10 +74,14 @@ class ClientSide:
     cert: str | None = None
     key: str | None = None
     root_ca: str | None = SERVER_ROOT
+    #: The path the client requests (None: the server's URL as it is).
+    path: str | None = None
 
 
 #: The alternate (client) root's name as a CertificateRequest lists it (harness.certs).
 CLIENT_ROOT_DN = "CN=mtls-harness Client PKI Root CA"
+#: The unrelated CA's name (harness.certs, UNRELATED_CA).
+UNRELATED_CA_DN = "CN=mtls-harness Unrelated PKI Root CA"
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,8 @@ class Wire:
     client_certificate_count: int | None = None
     certificate_verify: bool | None = None
     ca_names: tuple[str, ...] = ()
+    #: How many names the CertificateRequest lists (0: an empty list or no extension).
+    ca_names_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +120,18 @@ class Scenario:
     tls: tuple[str, ...] = TLS_VERSIONS
     tutorial: bool = False
     wire: Wire = Wire()
+    #: Requests made first, in order, by the same client stack against the same server
+    #: process; only the last request (``client``) is judged. Their outputs are kept.
+    before: tuple[ClientSide, ...] = ()
+    #: The scenario whose stack expectations apply to the judged request, where this
+    #: scenario's own do not say otherwise (its last request is that scenario's).
+    like: str | None = None
+
+    @property
+    def fresh_server(self) -> bool:
+        """A scenario of several requests gets a server process of its own: what the
+        server keeps between connections must come from this cell's requests only."""
+        return bool(self.before)
 
     def default(self, tls: str) -> tuple[str, str]:
         """(the catalogue's verdict for ``tls``, the reason when the TLS version changes it, or "")."""
@@ -135,7 +167,7 @@ def _require(bad: str, summary: str, server: ServerSide, client: ClientSide, ale
     return Scenario(
         f"require-{bad}",
         summary + " (--require)",
-        ServerSide(server.cert, server.key, server.root_ca, True, server.crl),
+        ServerSide(server.cert, server.key, server.root_ca, True, server.crl, server.ca_names, server.auth_path),
         client,
         f"server-rejected:{alert}",
     )
@@ -273,6 +305,139 @@ CATALOGUE: tuple[Scenario, ...] = (
         TRUSTING_SERVER,
         _client("client-mismatched-key"),
         "client-error:key-mismatch",
+    ),
+    # --- from production (SPEC §7b): what users trip over ---
+    Scenario(
+        "rsa-client-cert",
+        "client leaf with an RSA-2048 key (the CA chain is EC by default)",
+        TRUSTING_SERVER,
+        _client("client-rsa2048"),
+        "ok",
+    ),
+    Scenario(
+        "p384-client-cert",
+        "client leaf with an EC P-384 key",
+        TRUSTING_SERVER,
+        _client("client-p384"),
+        "ok",
+    ),
+    Scenario(
+        "ed25519-client-cert",
+        "client leaf with an Ed25519 key: its CertificateVerify needs the ed25519 scheme",
+        TRUSTING_SERVER,
+        _client("client-ed25519"),
+        "ok",
+    ),
+    Scenario(
+        "sha1-signed-client-cert",
+        "client leaf signed by its CA with SHA-1",
+        TRUSTING_SERVER,
+        _client("client-sha1-signed"),
+        # OpenSSL 3.0 gives SHA-1 63 bits of security (crypto/x509/x509_set.c); Debian's
+        # default security level 2 asks 112, so check_sig_level refuses the leaf.
+        "reported:weak",
+        _openssl("CA_MD_TOO_WEAK"),
+    ),
+    Scenario(
+        "rsa1024-client-cert",
+        "client leaf with an RSA-1024 key",
+        TRUSTING_SERVER,
+        _client("client-rsa1024"),
+        # Security level 2 (Debian's default) asks 112 bits; RSA-1024 gives 80
+        # (crypto/x509/x509_vfy.c check_key_level).
+        "reported:weak",
+        _openssl("EE_KEY_TOO_SMALL"),
+    ),
+    Scenario(
+        "no-eku-client-cert",
+        "client leaf without an extendedKeyUsage extension (the pair of server-auth-eku)",
+        TRUSTING_SERVER,
+        _client("client-no-eku"),
+        # RFC 5280 §4.2.1.12: without the extension the key may be used for any purpose.
+        "ok",
+    ),
+    Scenario(
+        "expired-intermediate",
+        "client leaf valid, its intermediate CA expired",
+        TRUSTING_SERVER,
+        _client("client-expired-intermediate"),
+        # RFC 5280 §6.1.3 (a)(2): every certificate of the path must be within its validity.
+        "reported:expired",
+        _openssl("CERT_HAS_EXPIRED"),
+    ),
+    Scenario(
+        "unknown-critical-extension",
+        "client leaf with an extension no stack knows, marked critical",
+        TRUSTING_SERVER,
+        _client("client-unknown-critical-ext"),
+        # RFC 5280 §4.2: a certificate with an unrecognized critical extension must be
+        # rejected. OpenSSL's name for it has no class of its own (harness/rulesets).
+        "reported:other",
+        _openssl("UNHANDLED_CRITICAL_EXTENSION"),
+    ),
+    Scenario(
+        "crl-missing-for-intermediate",
+        "server has the CRL of the client's issuing CA only; client not revoked",
+        ServerSide(root_ca=CLIENT_ROOT, crl=ISSUER_CRL_ONLY),
+        TRUSTED_CLIENT,
+        # The OpenSSL-based servers check revocation along the whole chain
+        # (X509_V_FLAG_CRL_CHECK_ALL), so the root's missing CRL fails a good leaf.
+        "reported:no-crl",
+        _openssl("UNABLE_TO_GET_CRL"),
+    ),
+    Scenario(
+        "ca-names-mismatch",
+        "server trusts the client's root, but its CertificateRequest names only an unrelated CA",
+        ServerSide(root_ca=CLIENT_ROOT, ca_names=UNRELATED_CA),
+        TRUSTED_CLIENT,
+        # RFC 8446 §4.3.2 / RFC 5246 §7.4.4: the names are a hint. A client that sends its
+        # chain anyway is trusted; one that honours the hint withholds it (manifests).
+        "ok",
+        wire=Wire(client_certificate_count=2, ca_names=(UNRELATED_CA_DN,), ca_names_count=1),
+    ),
+    Scenario(
+        "no-ca-names",
+        "server trusts the client's root and its CertificateRequest lists no CA names",
+        ServerSide(root_ca=CLIENT_ROOT, ca_names=NO_CA_NAMES),
+        TRUSTED_CLIENT,
+        # RFC 5246 §7.4.4: an empty list means the client may send any certificate.
+        "ok",
+        wire=Wire(client_certificate_count=2, ca_names_count=0),
+    ),
+    Scenario(
+        "huge-ca-list",
+        f"server trusts {HUGE_CA_COUNT} extra CAs besides the client's root: their names pass 64 KiB",
+        ServerSide(root_ca=HUGE_CA_LIST),
+        TRUSTED_CLIENT,
+        # certificate_authorities is DistinguishedName<3..2^16-1> (RFC 5246 §7.4.4, RFC 8446
+        # §4.2.4): the list cannot be sent. OpenSSL 3.0's construct_ca_names fails its
+        # WPACKET length and the handshake ends with internal_error (ssl/statem/statem_lib.c).
+        "server-rejected:internal_error",
+    ),
+    Scenario(
+        "intermediate-cache",
+        "a good chain first, then the leaf without its intermediate, on one server process",
+        TRUSTING_SERVER,
+        ClientSide(cert=CLIENT_LEAF, key=CLIENT_KEY),
+        # Each connection is verified on its own (RFC 5246 §7.4.6, RFC 8446 §4.4.2: the
+        # client sends the chain): the second, leaf-only, request fails as in
+        # leaf-without-intermediate, unless the server kept the first request's intermediate.
+        "reported:untrusted",
+        _openssl("UNABLE_TO_VERIFY_LEAF_SIGNATURE"),
+        before=(TRUSTED_CLIENT,),
+        like="leaf-without-intermediate",
+    ),
+    Scenario(
+        "per-path-client-auth",
+        "the certificate is asked for only on /secure (--auth-path): a request to / first, then /secure",
+        ServerSide(root_ca=CLIENT_ROOT, auth_path=SECURE_PATH),
+        ClientSide(cert=CLIENT_CHAIN, key=CLIENT_KEY, path=SECURE_PATH),
+        # The server asks after the first handshake: TLS 1.2 by renegotiation (RFC 5746),
+        # TLS 1.3 by post-handshake authentication (RFC 8446 §4.6.2), which a client must
+        # have offered (post_handshake_auth). A client that answers is trusted.
+        "ok",
+        before=(ClientSide(cert=CLIENT_CHAIN, key=CLIENT_KEY, path="/"),),
+        wire=Wire(client_certificate_count=2, certificate_verify=True),
     ),
     # --- the same bad cases with --require ---
     Scenario(
@@ -448,13 +613,12 @@ def wire_mismatches(
         return []
     problems = []
     want = scenario.wire
-    if (
-        want.client_certificate_count is not None
-        and wire.get("client_certificate_count") != want.client_certificate_count
-    ):
+    count = want.client_certificate_count
+    if count is not None and expected == "reported:no-cert":
+        count = 0  # a client that withholds its chain (the cell's expectation says so) sends none
+    if count is not None and wire.get("client_certificate_count") != count:
         problems.append(
-            f"client Certificate message: expected {want.client_certificate_count} certificate(s), "
-            f"saw {wire.get('client_certificate_count')}"
+            f"client Certificate message: expected {count} certificate(s), saw {wire.get('client_certificate_count')}"
         )
     if want.certificate_verify is not None and wire.get("certificate_verify") != want.certificate_verify:
         problems.append(f"CertificateVerify: expected {want.certificate_verify}, saw {wire.get('certificate_verify')}")
@@ -462,6 +626,8 @@ def wire_mismatches(
     for name in want.ca_names if ca_names else ():
         if not any(name in dn for dn in listed):
             problems.append(f"CertificateRequest should name {name!r}; it listed {listed}")
+    if want.ca_names_count is not None and ca_names and len(listed) != want.ca_names_count:
+        problems.append(f"CertificateRequest should list {want.ca_names_count} CA name(s); it listed {listed}")
     if expected.startswith("server-rejected:"):
         alert = expected.split(":", 1)[1]
         sent = [

@@ -187,3 +187,55 @@ def test_a_server_may_ask_only_for_the_capabilities_that_drop_root(tmp_path: Pat
     assert found.capabilities() == {"toy": ("SETUID", "SETGID")}
     assert "apache" in registry.default().capabilities()
     assert set(registry.default().capabilities()) == {"apache"}  # no other stack needs any
+
+
+def test_a_clients_own_error_comes_before_a_servers_general_expectation(tmp_path: Path) -> None:
+    """A client that refuses its own certificate never reaches the server: its
+    ``client-error`` beats the server's expectation unless that one names the client."""
+    write_impl(tmp_path, "toy", TOY_SERVER)
+    client_expect = (
+        '[[expect]]\nscenario = "require-expired-client-cert"\nrole = "client"\n'
+        'verdict = "client-error:weak"\nrule = "refuses its own certificate"\nsource = "https://example.invalid/o"\n'
+    )
+    write_impl(
+        tmp_path,
+        "other",
+        'name = "other"\nstack = "Other 2"\nroles = ["client"]\nimage = "example/other"\n'
+        '[version]\nargv = ["other", "-V"]\n[[client.errors]]\ninclude = "openssl.errors"\n' + client_expect,
+    )
+    found = registry.load(folder=tmp_path)
+    scenario = BY_ID["require-expired-client-cert"]
+    assert found.expectation("toy", "other", scenario, "1.3").verdict == "client-error:weak"
+    assert found.expectation("toy", "toy", scenario, "1.3").verdict == "server-rejected:bad_certificate"
+    # A server's expectation that names this client is more specific still.
+    named = TOY_SERVER + (
+        '[[expect]]\nscenario = "require-expired-client-cert"\nrole = "server"\npeer = "other"\n'
+        'verdict = "server-rejected:closed"\nrule = "r"\nsource = "https://example.invalid/t"\n'
+    )
+    (tmp_path / "toy" / "impl.toml").write_text(named)
+    found = registry.load(folder=tmp_path)
+    assert found.expectation("toy", "other", scenario, "1.3").verdict == "server-rejected:closed"
+    # An expectation of the client that is no error of its own stays behind the server's.
+    (tmp_path / "other" / "impl.toml").write_text(
+        (tmp_path / "other" / "impl.toml").read_text().replace("client-error:weak", "ok")
+    )
+    (tmp_path / "toy" / "impl.toml").write_text(TOY_SERVER)
+    found = registry.load(folder=tmp_path)
+    assert found.expectation("toy", "other", scenario, "1.3").verdict == "server-rejected:bad_certificate"
+
+
+def test_a_scenario_like_another_takes_its_expectations_unless_named(tmp_path: Path) -> None:
+    leaf_only = (
+        '[[expect]]\nscenario = "leaf-without-intermediate"\nrole = "server"\n'
+        'verdict = "reported:no-cert"\nrule = "r"\nsource = "https://example.invalid/a"\n'
+    )
+    write_impl(tmp_path, "toy", TOY_SERVER + leaf_only)
+    found = registry.load(folder=tmp_path)
+    cache = BY_ID["intermediate-cache"]
+    assert cache.like == "leaf-without-intermediate"
+    assert found.expectation("toy", "toy", cache, "1.2").verdict == "reported:no-cert"
+    named = leaf_only.replace("leaf-without-intermediate", "intermediate-cache").replace("no-cert", "untrusted")
+    (tmp_path / "toy" / "impl.toml").write_text(TOY_SERVER + leaf_only + named)
+    found = registry.load(folder=tmp_path)
+    assert found.expectation("toy", "toy", cache, "1.2").verdict == "reported:untrusted"
+    assert found.expectation("toy", "toy", BY_ID["leaf-without-intermediate"], "1.2").verdict == "reported:no-cert"

@@ -144,3 +144,31 @@ def registry_load(folder: Path) -> Any:
 
     (impl,) = registry.load(folder=folder).impls
     return impl
+
+
+def test_a_scenario_of_several_requests_runs_them_first_on_its_own_server(toy: Registry, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from harness.pods import ExecResult
+
+    (cell,) = [c for c in plan(toy, scenario_ids=["intermediate-cache"], tls=["1.2"]) if c.client == "toy"]
+    runner = FakeRunner(toy)
+    runner.path_in = lambda relative: f"/certs/{relative}"  # type: ignore[method-assign]
+    ran: list[tuple[str, tuple[str, ...]]] = []
+
+    def execute(client: str, argv: tuple[str, ...], **_kw: object) -> ExecResult:
+        ran.append((client, argv))
+        return ExecResult(argv, 0, b"first body\n", b"", 0.01)
+
+    server = SimpleNamespace(pod=SimpleNamespace(exec=execute))
+    runner._before(cell, server, "https://localhost:10000", tmp_path)  # type: ignore[arg-type]
+    # The good chain first, by the cell's own client, against the same URL ...
+    ((client, argv),) = ran
+    assert client == "toy" and "/certs/alternate-tls-certs/localhost-client-chain.pem" in argv
+    assert (tmp_path / "before-1.stdout").read_bytes() == b"first body\n"
+    assert (tmp_path / "before-1.exit").read_text() == "0\n"
+    # ... and the cell has a server process of its own, unlike a one-request scenario
+    # with the same server configuration.
+    (single,) = [c for c in plan(toy, scenario_ids=["leaf-without-intermediate"], tls=["1.2"]) if c.client == "toy"]
+    assert cell.scenario.server == single.scenario.server
+    assert runner.server_key(cell)[-1] == cell.id and runner.server_key(single)[-1] == ""

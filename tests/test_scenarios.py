@@ -11,7 +11,7 @@ from harness import certs, registry
 from harness.errors import UsageError
 from harness.matrix import plan
 from harness.rules import check_verdict
-from harness.scenarios import BY_ID, CATALOGUE, TUTORIAL_IDS, select, wire_mismatches
+from harness.scenarios import BY_ID, CATALOGUE, NO_CA_NAMES, TUTORIAL_IDS, select, wire_mismatches
 
 REGISTRY = registry.default()
 
@@ -92,8 +92,10 @@ def test_every_referenced_file_is_written_by_the_pki_builder(tmp_path: Path) -> 
     certs.build(tmp_path)
     for scenario in CATALOGUE:
         for side in (scenario.server, scenario.client):
-            for value in vars(side).values():
-                if isinstance(value, str):
+            for key, value in vars(side).items():
+                if key in ("auth_path", "path"):
+                    continue  # URL paths, not files
+                if isinstance(value, str) and not (key == "ca_names" and value == NO_CA_NAMES):
                     assert (tmp_path / value).is_file(), f"{scenario.id}: {value}"
 
 
@@ -215,3 +217,37 @@ def test_a_handshake_without_its_key_log_is_not_asked_what_it_hides() -> None:
     assert wire_mismatches(no_cert, no_cert.expected, {"tls_version": "1.3"}, readable=False) == []
     named = BY_ID["trusted-ca-no-client-cert"]
     assert wire_mismatches(named, named.expected, _wire(0, cas=[]), ca_names=False) == []
+
+
+def test_a_scenario_of_several_requests_is_judged_like_its_last_request() -> None:
+    for scenario in CATALOGUE:
+        if scenario.like is not None:
+            like = BY_ID[scenario.like]
+            assert scenario.before, scenario.id
+            assert (scenario.client, scenario.server) == (like.client, like.server), scenario.id
+            assert scenario.default("1.2") == like.default("1.2"), scenario.id
+        assert scenario.fresh_server == bool(scenario.before)
+
+
+def test_ca_names_wire_shows_the_names_and_what_the_client_did() -> None:
+    mismatch = BY_ID["ca-names-mismatch"]
+    listed = {"certificate_request_cas": ["CN=mtls-harness Unrelated PKI Root CA,O=mtls-harness Unrelated PKI"]}
+    sent = {"client_certificate_count": 2, **listed}
+    withheld = {"client_certificate_count": 0, **listed}
+    assert wire_mismatches(mismatch, "ok", sent) == []
+    # A client that withholds (its expectation says no-cert) must show an empty Certificate ...
+    assert wire_mismatches(mismatch, "reported:no-cert", withheld) == []
+    assert wire_mismatches(mismatch, "reported:no-cert", sent)
+    # ... and one expected to send it must show both certificates.
+    assert wire_mismatches(mismatch, "ok", withheld)
+    # The names: exactly the unrelated CA, nothing else.
+    both = {
+        **sent,
+        "certificate_request_cas": [*listed["certificate_request_cas"], "CN=mtls-harness Client PKI Root CA"],
+    }
+    assert any("list 1 CA name" in p for p in wire_mismatches(mismatch, "ok", both))
+    none = BY_ID["no-ca-names"]
+    assert wire_mismatches(none, "ok", {"client_certificate_count": 2, "certificate_request_cas": []}) == []
+    assert wire_mismatches(none, "ok", sent)
+    # A server whose CertificateRequest names no CA by design is not asked for names.
+    assert wire_mismatches(mismatch, "ok", {"client_certificate_count": 2}, ca_names=False) == []
