@@ -22,7 +22,7 @@ from typing import Any
 
 from harness import capture
 from harness.errors import HarnessError, UsageError
-from harness.pods import ExecResult, Pod, Run, ServerNotReady, ServerProcess, tail
+from harness.pods import ExecResult, Pod, Run, ServerNotReady, ServerProcess, ServerUnsupported, tail
 from harness.registry import Expected, Registry
 from harness.scenarios import TLS_VERSIONS, Scenario, ServerSide, select, wire_mismatches
 from harness.verdicts import Evidence, decide
@@ -111,6 +111,8 @@ class CellResult:
     wire: dict[str, Any] | None = None
     wire_problems: list[str] = field(default_factory=list)
     interrupted: bool = False
+    #: The server exited 127 at start (images/CONTRACT.md): what it said it cannot do.
+    refused: str = ""
 
     @property
     def expected(self) -> str:
@@ -123,7 +125,7 @@ class CellResult:
     @property
     def reason(self) -> str:
         """Why the expectation differs from the catalogue's default (a stack's rule), or why unsupported."""
-        return self.cell.unsupported or self.cell.expected.rule
+        return self.cell.unsupported or self.refused or self.cell.expected.rule
 
     @property
     def captured(self) -> bool:
@@ -131,7 +133,7 @@ class CellResult:
 
     @property
     def unsupported(self) -> bool:
-        return bool(self.cell.unsupported) and self.observed == "unsupported"
+        return bool(self.cell.unsupported or self.refused) and self.observed == "unsupported"
 
     @property
     def native_ok(self) -> bool:
@@ -139,6 +141,8 @@ class CellResult:
 
     @property
     def passed(self) -> bool:
+        if self.refused:
+            return self.observed == "unsupported"  # the server said, at start, that it cannot
         return self.observed == self.expected and self.native_ok and not self.wire_problems
 
     @property
@@ -506,6 +510,16 @@ class Runner:
             self._conclude(item.outcome, *self._chosen(found), captured=True)
             self._write_record(item.outcome)
 
+    def refused_by_server(self, cell: Cell, exc: ServerUnsupported, started: float) -> CellResult:
+        """A cell whose server exited 127 at start: unsupported, with the server's own reason."""
+        result = CellResult(cell, "unsupported", native=exc.reason, duration_s=time.monotonic() - started)
+        result.refused = exc.reason
+        cell_dir = self.cell_dir(cell)
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        result.artifacts = {"dir": str(cell_dir)}
+        self._write_record(result)
+        return result
+
     def failed(self, cell: Cell, exc: BaseException, started: float) -> CellResult:
         """The result of a cell the harness could not run: never a pass, always explained."""
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -537,6 +551,8 @@ class Runner:
                     result = self.run_cell(cell, defer_wire=self.capture)
                 except ServerNotReady as exc:
                     result = CellResult(cell, "timeout", native=str(exc), duration_s=time.monotonic() - started)
+                except ServerUnsupported as exc:
+                    result = self.refused_by_server(cell, exc, started)
                 except HarnessError as exc:
                     result = self.failed(cell, exc, started)
                 results[cell.id] = result

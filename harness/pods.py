@@ -33,6 +33,7 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 
 from harness import agent, liveness
+from harness.verdicts import UNSUPPORTED_EXIT
 from harness.agent import Agent
 from harness.capture import CAPTURE_FILTER, MARKER_PORT, MARKER_PREFIX, PcapFollower
 from harness.certs import role_view
@@ -439,6 +440,9 @@ class Pod:
         process = ServerProcess(self, name, port, tuple(argv), log_path, exec_id)
         while ready_text not in process.log_text():
             code = process.exit_code()
+            if code == UNSUPPORTED_EXIT:
+                said = [line for line in process.log_text().splitlines() if line.strip()]
+                raise ServerUnsupported(said[-1].strip() if said else f"server {name} exited {code}: unsupported")
             if code is not None:
                 raise HarnessError(
                     f"server {name} ({' '.join(argv)}) in container {self.server.short_id} exited "
@@ -521,6 +525,15 @@ class Pod:
 
 class ServerNotReady(HarnessError):
     """A server that did not say it listens within its limit (hung, paused, too slow)."""
+
+
+class ServerUnsupported(HarnessError):
+    """A server that exited 127 at start: a configuration its stack cannot honour
+    (images/CONTRACT.md), said in its last line; the cell is unsupported with that reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _first_line(exc: BaseException) -> str:

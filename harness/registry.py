@@ -482,9 +482,9 @@ class Expected:
 
 
 def _precedence(expectation: Expectation) -> tuple[bool, bool]:
-    """Sort key of Registry.expectation: a peer-specific one first, then a client's own error."""
+    """Sort key of Registry.expectation: a client's own error first, then a peer-specific one."""
     own_error = expectation.role == "client" and expectation.verdict.startswith("client-error:")
-    return expectation.peer is None, not own_error
+    return not own_error, expectation.peer is None
 
 
 @dataclass(frozen=True)
@@ -586,10 +586,10 @@ class Registry:
         """The catalogue's default, unless a manifest says where its stack differs (and why).
 
         A scenario ``like`` another takes that one's expectations where none names it.
-        The most specific expectation wins: one naming its peer before one that does not,
-        the server's before the client's; except that a client's own ``client-error``
-        (its stack refuses what it was given, before the server can judge anything) comes
-        before a server's expectation that does not name that client.
+        A client's own ``client-error`` comes first: its stack fails on what it was given
+        (a key it cannot load or sign with, a message it cannot read), so nothing the server
+        would do applies. Then the most specific expectation wins: one naming its peer
+        before one that does not, the server's before the client's.
         """
         candidates = self._candidates(server, client, scenario.id, tls)
         if not candidates and scenario.like:

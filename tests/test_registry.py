@@ -189,9 +189,9 @@ def test_a_server_may_ask_only_for_the_capabilities_that_drop_root(tmp_path: Pat
     assert set(registry.default().capabilities()) == {"apache"}  # no other stack needs any
 
 
-def test_a_clients_own_error_comes_before_a_servers_general_expectation(tmp_path: Path) -> None:
+def test_a_clients_own_error_comes_before_any_servers_expectation(tmp_path: Path) -> None:
     """A client that refuses its own certificate never reaches the server: its
-    ``client-error`` beats the server's expectation unless that one names the client."""
+    ``client-error`` beats every server's expectation, even one that names the client."""
     write_impl(tmp_path, "toy", TOY_SERVER)
     client_expect = (
         '[[expect]]\nscenario = "require-expired-client-cert"\nrole = "client"\n'
@@ -207,14 +207,15 @@ def test_a_clients_own_error_comes_before_a_servers_general_expectation(tmp_path
     scenario = BY_ID["require-expired-client-cert"]
     assert found.expectation("toy", "other", scenario, "1.3").verdict == "client-error:weak"
     assert found.expectation("toy", "toy", scenario, "1.3").verdict == "server-rejected:bad_certificate"
-    # A server's expectation that names this client is more specific still.
+    # Even a server's expectation that names this client: the client never got that far.
     named = TOY_SERVER + (
-        '[[expect]]\nscenario = "require-expired-client-cert"\nrole = "server"\npeer = "other"\n'
+        '[[expect]]\nscenario = "*"\nrole = "server"\npeer = "other"\n'
         'verdict = "server-rejected:closed"\nrule = "r"\nsource = "https://example.invalid/t"\n'
     )
     (tmp_path / "toy" / "impl.toml").write_text(named)
     found = registry.load(folder=tmp_path)
-    assert found.expectation("toy", "other", scenario, "1.3").verdict == "server-rejected:closed"
+    assert found.expectation("toy", "other", scenario, "1.3").verdict == "client-error:weak"
+    assert found.expectation("toy", "other", BY_ID["trusted-client"], "1.3").verdict == "server-rejected:closed"
     # An expectation of the client that is no error of its own stays behind the server's.
     (tmp_path / "other" / "impl.toml").write_text(
         (tmp_path / "other" / "impl.toml").read_text().replace("client-error:weak", "ok")

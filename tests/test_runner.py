@@ -172,3 +172,26 @@ def test_a_scenario_of_several_requests_runs_them_first_on_its_own_server(toy: R
     (single,) = [c for c in plan(toy, scenario_ids=["leaf-without-intermediate"], tls=["1.2"]) if c.client == "toy"]
     assert cell.scenario.server == single.scenario.server
     assert runner.server_key(cell)[-1] == cell.id and runner.server_key(single)[-1] == ""
+
+
+def test_a_server_that_exits_127_at_start_makes_its_cells_unsupported_with_its_reason(
+    toy: Registry, tmp_path: Path
+) -> None:
+    from harness.pods import ServerUnsupported
+
+    class Refusing(FakeRunner):
+        def run_cell(self, cell: Cell, defer_wire: bool = False) -> CellResult:
+            raise ServerUnsupported("server-mtls: unsupported: --root-ca with more than 16 certificates")
+
+        def cell_dir(self, cell: Cell) -> Path:
+            return tmp_path / cell.id
+
+        def _write_record(self, outcome: CellResult) -> None:
+            pass
+
+    cells = plan(toy, scenario_ids=["trusted-client"], tls=["1.2"])
+    results = Refusing(toy).run_cells(cells, jobs=1)
+    for result in results.values():
+        assert (result.status, result.observed) == ("unsupported", "unsupported")
+        assert result.reason == result.native == "server-mtls: unsupported: --root-ca with more than 16 certificates"
+        assert result.passed  # its test does not fail; it counts as unsupported, not as passed
