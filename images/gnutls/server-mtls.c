@@ -10,6 +10,17 @@
  * manual's echo server trusts /etc/ssl/certs/ca-certificates.crt.
  * --crl FILE -> gnutls_certificate_set_x509_crl_file.
  *
+ * --ca-names none -> gnutls_certificate_send_x509_rdn_sequence(session, 1): "the server
+ * will not advertise its trusted CAs" (lib/state.c): an empty certificate_authorities
+ * list in TLS 1.2 (lib/auth/cert.c _gnutls_gen_cert_server_cert_req) and no
+ * certificate_authorities extension in TLS 1.3 (lib/tls13/certificate_request.c
+ * write_certificate_authorities). Trust and verification are unchanged, so it works in
+ * both modes. --ca-names FILE exits 127: GnuTLS builds the list only from the CAs of the
+ * credentials' trust list ("This list is constructed using the trusted certificate
+ * authorities of the server", doc/cha-gtls-app.texi; lib/x509/verify-high.c
+ * gnutls_x509_trust_list_add_cas, under the internal flag GNUTLS_TL_USE_IN_TLS), and has
+ * no call that lists other names.
+ *
  * Report mode (default): GNUTLS_CERT_REQUEST, no verification in the handshake; after
  * it, gnutls_certificate_verify_peers2() (what gnutls_session_set_verify_cert(s, NULL,
  * 0) runs, no host name for a client) and the body's reason is GnuTLS's own text:
@@ -21,6 +32,30 @@
  * a failed handshake is answered with gnutls_alert_send_appropriate(), as GnuTLS's
  * own gnutls-serv and gnutls-cli do (src/serv.c, src/cli.c), so the alert is the one
  * GnuTLS's gnutls_error_to_alert() picks.
+ *
+ * --auth-path PATH: the first handshake asks for no certificate (GnuTLS's default,
+ * GNUTLS_CERT_IGNORE); the request head is read, and only a request for PATH asks for
+ * it, as the manual's "TLS 1.2 re-authentication" and "TLS 1.3 re-authentication and
+ * re-key" sections (doc/cha-gtls-app.texi) say, after
+ * gnutls_certificate_server_set_request(GNUTLS_CERT_REQUEST, or GNUTLS_CERT_REQUIRE and
+ * gnutls_session_set_verify_cert with --require):
+ *   TLS 1.2: gnutls_rehandshake() (a HelloRequest), gnutls_record_recv() until
+ *     GNUTLS_E_REHANDSHAKE (the client's new ClientHello), then gnutls_handshake(). The
+ *     manual recommends it only with safe renegotiation, which is GnuTLS's default
+ *     (%PARTIAL_RENEGOTIATION: a renegotiation needs RFC 5746). A client that refuses
+ *     answers with a no_renegotiation warning: gnutls_record_recv() returns
+ *     GNUTLS_E_WARNING_ALERT_RECEIVED and the connection stays as it was.
+ *   TLS 1.3: gnutls_reauth(), post-handshake authentication; the session is made with
+ *     gnutls_init(GNUTLS_POST_HANDSHAKE_AUTH), which it needs ("Both server and client
+ *     have to explicitly enable support"). When the client did not offer
+ *     post_handshake_auth, gnutls_reauth() "always fails with GNUTLS_E_INVALID_REQUEST"
+ *     (lib/tls13/post_handshake.c) and the connection stays as it was.
+ * The new certificate is then judged as in the first handshake. Where GnuTLS did not
+ * ask (the client refused, or could not be asked), report mode answers with GnuTLS's
+ * words for that as the reason, and --require closes the connection; a failed
+ * re-handshake or re-authentication ends the connection with GnuTLS's alert
+ * (gnutls_alert_send_appropriate). Other paths are answered without asking:
+ * GNUTLS_E_NO_CERTIFICATE_FOUND, "No certificate was found.".
  *
  * One process; each connection is served by a forked child with a deadline.
  * SSLKEYLOGFILE is honoured by libgnutls itself (lib/kx.c, since 3.6.13).
@@ -48,10 +83,20 @@
 
 static const char *USAGE =
     "usage: server-mtls --cert FILE --key FILE [--root-ca FILE] [--require] "
-    "[--tls-max 1.2|1.3] [--crl FILE] [--port N]\n";
+    "[--tls-max 1.2|1.3] [--crl FILE] [--ca-names FILE|none] [--auth-path PATH] [--port N]\n";
+
+/* Why --ca-names FILE cannot be honoured (exit 127), as images/gnutls/impl.toml says. */
+static const char *CA_NAMES_FILE_UNSUPPORTED =
+    "--ca-names FILE is not supported: GnuTLS 3.7.9 names in its CertificateRequest exactly the CAs "
+    "of the credentials' trust list (\"This list is constructed using the trusted certificate "
+    "authorities of the server\", doc/cha-gtls-app.texi#L636-L637; lib/x509/verify-high.c#L416-L426 "
+    "adds a CA's name only as the CA itself is added as trusted), and its one documented control, "
+    "gnutls_certificate_send_x509_rdn_sequence(), can only drop all names (--ca-names none), so "
+    "names other than the trusted CAs cannot be listed: "
+    "https://github.com/gnutls/gnutls/blob/3.7.9/doc/cha-gtls-app.texi#L634-L640";
 
 struct options {
-	const char *cert, *key, *root_ca, *crl, *tls_max;
+	const char *cert, *key, *root_ca, *crl, *ca_names, *tls_max, *auth_path;
 	int require;
 	int port;
 };
@@ -138,7 +183,8 @@ static void parse_args(int argc, char **argv)
 		}
 		if (strcmp(name, "--cert") != 0 && strcmp(name, "--key") != 0 &&
 		    strcmp(name, "--root-ca") != 0 && strcmp(name, "--crl") != 0 &&
-		    strcmp(name, "--tls-max") != 0 && strcmp(name, "--port") != 0) {
+		    strcmp(name, "--ca-names") != 0 && strcmp(name, "--tls-max") != 0 &&
+		    strcmp(name, "--auth-path") != 0 && strcmp(name, "--port") != 0) {
 			fprintf(stderr, "server-mtls: unknown option %s\n", name);
 			usage_exit(NULL, 2);
 		}
@@ -157,6 +203,16 @@ static void parse_args(int argc, char **argv)
 			opt.root_ca = value;
 		else if (strcmp(name, "--crl") == 0)
 			opt.crl = value;
+		else if (strcmp(name, "--ca-names") == 0)
+			opt.ca_names = value;
+		else if (strcmp(name, "--auth-path") == 0) {
+			if (value[0] != '/' || value[strcspn(value, " \t\r\n?#")] != '\0') {
+				fprintf(stderr, "server-mtls: --auth-path must be a URL path starting with / "
+						"(no spaces, query or fragment), got '%s'\n", value);
+				exit(2);
+			}
+			opt.auth_path = value;
+		}
 		else if (strcmp(name, "--tls-max") == 0) {
 			if (strcmp(value, "1.2") != 0 && strcmp(value, "1.3") != 0) {
 				fprintf(stderr, "server-mtls: --tls-max must be 1.2 or 1.3, got %s\n", value);
@@ -180,6 +236,10 @@ static void parse_args(int argc, char **argv)
 	if (opt.key == NULL) {
 		fprintf(stderr, "server-mtls: missing required option --key\n");
 		exit(1);
+	}
+	if (opt.ca_names && strcmp(opt.ca_names, "none") != 0) {
+		fprintf(stderr, "server-mtls: %s\n", CA_NAMES_FILE_UNSUPPORTED);
+		exit(127);
 	}
 }
 
@@ -360,25 +420,237 @@ static void peer_cn(gnutls_session_t session, char *out, size_t size)
 	gnutls_x509_crt_deinit(crt);
 }
 
+/*
+ * A failed handshake (the first one, a re-handshake or a post-handshake authentication):
+ * logged, and answered with the alert GnuTLS picks for the error, as gnutls-serv does.
+ */
+static void handshake_failed(gnutls_session_t session, int ret, const char *what)
+{
+	char extra[1200] = "", reason[1024] = "";
+	int level = 0, sent;
+	int alert = -1;
+
+	if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED) {
+		snprintf(extra, sizeof(extra), " received-alert=%s",
+			 gnutls_alert_get_strname(gnutls_alert_get(session)));
+	} else {
+		if (ret == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
+			status_text(gnutls_session_get_verify_cert_status(session), reason, sizeof(reason));
+			snprintf(extra, sizeof(extra), " status=\"%s\"", reason);
+		}
+		/* gnutls_alert_send_appropriate() sends gnutls_error_to_alert(ret) for
+		 * every fatal error but a received alert (lib/alert.c). */
+		if (gnutls_error_is_fatal(ret))
+			alert = gnutls_error_to_alert(ret, &level);
+		do {
+			sent = gnutls_alert_send_appropriate(session, ret);
+		} while (sent == GNUTLS_E_AGAIN || sent == GNUTLS_E_INTERRUPTED);
+	}
+	log_line("handshake-failed %s%s%s: %s%s%s%s", what ? what : "", what ? " " : "", gnutls_strerror_name(ret),
+		 gnutls_strerror(ret), extra, alert >= 0 ? " sent-alert=" : "",
+		 alert >= 0 ? gnutls_alert_get_strname((gnutls_alert_description_t)alert) : "");
+}
+
+/*
+ * What the server saw of the client's certificate so far: 1 when it is trusted, else 0
+ * and GnuTLS's words for the reason. Logs the connection's line.
+ */
+static int judge(gnutls_session_t session, char *reason, size_t size)
+{
+	const gnutls_datum_t *peers;
+	unsigned n = 0, status = 0;
+	char subject[512], esc_subject[1024];
+	int ret, valid;
+
+	peer_cn(session, subject, sizeof(subject));
+	peers = gnutls_certificate_get_peers(session, &n);
+	if (opt.require && peers != NULL && n > 0) {
+		/* The handshake verified the certificate already. */
+		valid = 1;
+	} else {
+		ret = gnutls_certificate_verify_peers2(session, &status);
+		if (ret < 0) {
+			valid = 0;
+			snprintf(reason, size, "%s", gnutls_strerror(ret));
+		} else if (status != 0) {
+			valid = 0;
+			status_text(status, reason, size);
+		} else {
+			valid = 1;
+		}
+	}
+	json_escape(subject, esc_subject, sizeof(esc_subject));
+	if (valid)
+		log_line("handshake %s subject=\"%s\" authorized=true", tls_name(session), esc_subject);
+	else if (peers == NULL || n == 0)
+		log_line("handshake %s subject=none authorized=false reason=%s", tls_name(session), reason);
+	else
+		log_line("handshake %s subject=\"%s\" authorized=false reason=%s", tls_name(session), esc_subject,
+			 reason);
+	return valid;
+}
+
+/* Read the request head into request (MAX_REQUEST + 1 bytes); 0, or -1 (logged). */
+static int read_request(gnutls_session_t session, char *request, size_t *have)
+{
+	int ret = 0;
+
+	while (*have < MAX_REQUEST) {
+		ret = gnutls_record_recv(session, request + *have, MAX_REQUEST - *have);
+		if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
+			continue;
+		if (ret <= 0)
+			break;
+		*have += ret;
+		request[*have] = '\0';
+		if (strstr(request, "\r\n\r\n") || strstr(request, "\n\n"))
+			break;
+	}
+	if (ret < 0) {
+		if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED)
+			log_line("connection-error %s: %s received-alert=%s", gnutls_strerror_name(ret),
+				 gnutls_strerror(ret), gnutls_alert_get_strname(gnutls_alert_get(session)));
+		else
+			log_line("connection-error %s: %s", gnutls_strerror_name(ret), gnutls_strerror(ret));
+		return -1;
+	}
+	if (*have == 0) {
+		log_line("connection-closed before a request");
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether the request line's target, without its query, is path. */
+static int path_matches(const char *request, const char *path)
+{
+	const char *target = strchr(request, ' ');
+	size_t len;
+
+	if (target == NULL)
+		return 0;
+	target++;
+	len = strcspn(target, " ?#\r\n");
+	return len == strlen(path) && strncmp(target, path, len) == 0;
+}
+
+/*
+ * --auth-path: ask for the client certificate now, on the established connection.
+ * 0: the client answered (with a certificate or without one); 1: GnuTLS did not get to
+ * ask, or the client declined, and the connection is as it was (refused: GnuTLS's words);
+ * -1: the connection failed (logged, alert sent).
+ */
+static int ask_certificate(gnutls_session_t session, char *refused, size_t size)
+{
+	char scratch[4096];
+	int ret;
+
+	gnutls_certificate_server_set_request(session, opt.require ? GNUTLS_CERT_REQUIRE : GNUTLS_CERT_REQUEST);
+	if (opt.require)
+		gnutls_session_set_verify_cert(session, NULL, 0);
+
+	if (gnutls_protocol_get_version(session) == GNUTLS_TLS1_3) {
+		/* Post-handshake authentication. */
+		for (;;) {
+			ret = gnutls_reauth(session, 0);
+			if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
+				continue;
+			if (ret == GNUTLS_E_GOT_APPLICATION_DATA) {
+				/* Data sent before the client saw the request: read as unauthenticated. */
+				int got = gnutls_record_recv(session, scratch, sizeof(scratch));
+				if (got < 0 && got != GNUTLS_E_AGAIN && got != GNUTLS_E_INTERRUPTED) {
+					ret = got;
+					break;
+				}
+				continue;
+			}
+			break;
+		}
+		if (ret == GNUTLS_E_INVALID_REQUEST) {
+			/* The client did not offer post_handshake_auth: nothing was sent. */
+			snprintf(refused, size, "%s", gnutls_strerror(ret));
+			log_line("reauth-refused %s: %s post_handshake_auth=%s", gnutls_strerror_name(ret),
+				 gnutls_strerror(ret),
+				 (gnutls_session_get_flags(session) & GNUTLS_SFLAGS_POST_HANDSHAKE_AUTH) ? "offered"
+													: "not-offered");
+			return 1;
+		}
+		if (ret < 0) {
+			handshake_failed(session, ret, "post-handshake-auth");
+			return -1;
+		}
+		return 0;
+	}
+
+	/* TLS 1.2: renegotiation. */
+	do {
+		ret = gnutls_rehandshake(session);
+	} while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
+	if (ret < 0) {
+		handshake_failed(session, ret, "renegotiation");
+		return -1;
+	}
+	/* "call gnutls_record_recv() until GNUTLS_E_REHANDSHAKE is returned to clear any
+	 * pending data" (gnutls_rehandshake). */
+	for (;;) {
+		ret = gnutls_record_recv(session, scratch, sizeof(scratch));
+		if (ret > 0 || ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
+			continue;
+		break;
+	}
+	if (ret == GNUTLS_E_WARNING_ALERT_RECEIVED) {
+		/* The client declined (no_renegotiation); the connection goes on. */
+		snprintf(refused, size, "%s (%s)", gnutls_strerror(ret), gnutls_alert_get_name(gnutls_alert_get(session)));
+		log_line("renegotiation-refused %s: %s received-alert=%s", gnutls_strerror_name(ret), gnutls_strerror(ret),
+			 gnutls_alert_get_strname(gnutls_alert_get(session)));
+		return 1;
+	}
+	if (ret == 0) {
+		log_line("connection-closed during renegotiation");
+		return -1;
+	}
+	if (ret != GNUTLS_E_REHANDSHAKE) {
+		handshake_failed(session, ret, "renegotiation");
+		return -1;
+	}
+	do {
+		ret = gnutls_handshake(session);
+	} while (ret < 0 && gnutls_error_is_fatal(ret) == 0);
+	if (ret < 0) {
+		handshake_failed(session, ret, "renegotiation");
+		return -1;
+	}
+	return 0;
+}
+
 static void serve(int fd)
 {
 	gnutls_session_t session;
 	int ret;
-	unsigned status = 0;
 	int valid;
-	char reason[1024] = "", subject[512], esc_reason[2048], esc_subject[1024];
+	char reason[1024] = "", esc_reason[2048];
 	char request[MAX_REQUEST + 1];
 	size_t have = 0;
 	char body[2600], response[3000];
 	struct timeval tv = { DEADLINE_S, 0 };
+	unsigned flags = GNUTLS_SERVER | GNUTLS_NO_SIGNAL;
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 
-	gnutls_init(&session, GNUTLS_SERVER | GNUTLS_NO_SIGNAL);
+	/* --auth-path: TLS 1.3 post-handshake authentication must be enabled at gnutls_init. */
+	if (opt.auth_path)
+		flags |= GNUTLS_POST_HANDSHAKE_AUTH;
+	gnutls_init(&session, flags);
 	gnutls_priority_set(session, priority);
 	gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred);
-	if (opt.require) {
+	/* --ca-names none (parse_args refused a FILE): a CertificateRequest that names no CA. */
+	if (opt.ca_names)
+		gnutls_certificate_send_x509_rdn_sequence(session, 1);
+	if (opt.auth_path) {
+		/* No certificate asked in the first handshake (GNUTLS_CERT_IGNORE, the default):
+		 * ask_certificate() asks on a request for PATH. */
+	} else if (opt.require) {
 		gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
 		/* Verify in the handshake; no host name for a client (documented as NULL). */
 		gnutls_session_set_verify_cert(session, NULL, 0);
@@ -394,91 +666,51 @@ static void serve(int fd)
 	} while (ret < 0 && gnutls_error_is_fatal(ret) == 0);
 
 	if (ret < 0) {
-		char extra[1200] = "";
-		int level = 0, sent;
-		int alert = -1;
-
-		if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED) {
-			snprintf(extra, sizeof(extra), " received-alert=%s",
-				 gnutls_alert_get_strname(gnutls_alert_get(session)));
-		} else {
-			if (ret == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
-				status_text(gnutls_session_get_verify_cert_status(session), reason, sizeof(reason));
-				snprintf(extra, sizeof(extra), " status=\"%s\"", reason);
-			}
-			/* gnutls_alert_send_appropriate() sends gnutls_error_to_alert(ret) for
-			 * every fatal error but a received alert (lib/alert.c). */
-			if (gnutls_error_is_fatal(ret))
-				alert = gnutls_error_to_alert(ret, &level);
-			do {
-				sent = gnutls_alert_send_appropriate(session, ret);
-			} while (sent == GNUTLS_E_AGAIN || sent == GNUTLS_E_INTERRUPTED);
-		}
-		log_line("handshake-failed %s: %s%s%s%s", gnutls_strerror_name(ret), gnutls_strerror(ret),
-			 extra, alert >= 0 ? " sent-alert=" : "",
-			 alert >= 0 ? gnutls_alert_get_strname((gnutls_alert_description_t)alert) : "");
+		handshake_failed(session, ret, NULL);
 		gnutls_deinit(session);
 		linger_close(fd);
 		return;
 	}
 
-	peer_cn(session, subject, sizeof(subject));
-	if (opt.require) {
-		/* The handshake verified the certificate already. */
-		valid = 1;
+	if (!opt.auth_path) {
+		valid = judge(session, reason, sizeof(reason));
+		if (read_request(session, request, &have) != 0) {
+			gnutls_deinit(session);
+			linger_close(fd);
+			return;
+		}
 	} else {
-		ret = gnutls_certificate_verify_peers2(session, &status);
-		if (ret < 0) {
-			valid = 0;
-			snprintf(reason, sizeof(reason), "%s", gnutls_strerror(ret));
-		} else if (status != 0) {
-			valid = 0;
-			status_text(status, reason, sizeof(reason));
-		} else {
-			valid = 1;
+		/* --auth-path: the request first, then the certificate if it is for PATH. */
+		if (read_request(session, request, &have) != 0) {
+			gnutls_deinit(session);
+			linger_close(fd);
+			return;
 		}
-	}
-	{
-		const gnutls_datum_t *peers;
-		unsigned n = 0;
-		peers = gnutls_certificate_get_peers(session, &n);
-		json_escape(subject, esc_subject, sizeof(esc_subject));
-		if (valid)
-			log_line("handshake %s subject=\"%s\" authorized=true", tls_name(session), esc_subject);
-		else if (peers == NULL || n == 0)
-			log_line("handshake %s subject=none authorized=false reason=%s", tls_name(session), reason);
-		else
-			log_line("handshake %s subject=\"%s\" authorized=false reason=%s", tls_name(session),
-				 esc_subject, reason);
-	}
-
-	/* Read the request head. */
-	while (have < MAX_REQUEST) {
-		ret = gnutls_record_recv(session, request + have, MAX_REQUEST - have);
-		if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
-			continue;
-		if (ret <= 0)
-			break;
-		have += ret;
-		request[have] = '\0';
-		if (strstr(request, "\r\n\r\n") || strstr(request, "\n\n"))
-			break;
-	}
-	if (ret < 0) {
-		if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED)
-			log_line("connection-error %s: %s received-alert=%s", gnutls_strerror_name(ret),
-				 gnutls_strerror(ret), gnutls_alert_get_strname(gnutls_alert_get(session)));
-		else
-			log_line("connection-error %s: %s", gnutls_strerror_name(ret), gnutls_strerror(ret));
-		gnutls_deinit(session);
-		linger_close(fd);
-		return;
-	}
-	if (have == 0) {
-		log_line("connection-closed before a request");
-		gnutls_deinit(session);
-		linger_close(fd);
-		return;
+		if (!path_matches(request, opt.auth_path)) {
+			valid = judge(session, reason, sizeof(reason));
+		} else {
+			int asked = ask_certificate(session, reason, sizeof(reason));
+			if (asked < 0) {
+				gnutls_deinit(session);
+				linger_close(fd);
+				return;
+			}
+			if (asked > 0 && opt.require) {
+				log_line("client-auth-failed %s (closing: --require)", tls_name(session));
+				do {
+					ret = gnutls_bye(session, GNUTLS_SHUT_WR);
+				} while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
+				gnutls_deinit(session);
+				linger_close(fd);
+				return;
+			}
+			if (asked > 0) {
+				log_line("handshake %s subject=none authorized=false reason=%s", tls_name(session), reason);
+				valid = 0;
+			} else {
+				valid = judge(session, reason, sizeof(reason));
+			}
+		}
 	}
 
 	if (valid) {

@@ -5,7 +5,7 @@
  * the server's key and chain with pk12util), as NSS servers such as selfserv expect.
  *
  *   nss-mtls-server --db DIR --nickname NAME [--require] [--tls-max 1.2|1.3]
- *                   [--crl FILE] --port N
+ *                   [--crl FILE] [--ca-names FILE|none] [--auth-path PATH] --port N
  *   nss-mtls-server --version
  *
  * Client authentication is NSS's documented one (ssl.h):
@@ -22,6 +22,45 @@
  * --crl FILE: every PEM CRL of the file is handed to CERT_CacheCRL(), NSS's call for
  *   "a CRL the verification functions find and use" (cert.h); the CRL's signature is
  *   checked against its issuer when it is used (lib/certdb/crl.c CachedCrl_Verify).
+ * --ca-names FILE|none: the names of the CertificateRequest, set on every connection's
+ *   socket with SSL_SetTrustAnchors (ssl.h), "used to set the distinguished names that an
+ *   NSS server includes in its TLS CertificateRequest message" (NSS 3.27.2 release
+ *   notes); without it NSS names every CA the database trusts for client authentication
+ *   ("T", CERT_GetSSLCACerts). The call replaces that list with the subjects of the given
+ *   certificates (lib/ssl/sslsecur.c SSL_SetTrustAnchors, lib/ssl/sslcert.c
+ *   ssl_GetCertificateRequestCAs) and nothing else: verification still uses the database
+ *   (SSL_AuthCertificate), so it works in both modes. FILE: every certificate of the PEM
+ *   file, decoded with CERT_NewTempCertificate (no trust given). none: an empty
+ *   CERTCertList (as NSS's own tests do, gtests/ssl_gtest/tls_agent.cc), i.e. an empty
+ *   certificate_authorities list in TLS 1.2 (ssl3con.c ssl3_SendCertificateRequest) and
+ *   no certificate_authorities extension in TLS 1.3 (tls13exthandle.c
+ *   tls13_SendCertAuthoritiesXtn). The list is per socket: SSL_ImportFD does not copy it
+ *   from the model (sslsock.c ssl_DupSocket), so serve() sets it on each connection.
+ * --auth-path PATH: the first handshake does not ask for a certificate
+ *   (SSL_REQUEST_CERTIFICATE off); the request head is read, and only a request for PATH
+ *   asks for it, on the connection's socket, with NSS's documented calls:
+ *   TLS 1.2: SSL_OptionSet(SSL_REQUEST_CERTIFICATE, PR_TRUE) and SSL_ReHandshake(fd,
+ *     PR_TRUE) ("For the server, request a new handshake", ssl.h): a HelloRequest, then
+ *     SSL_ForceHandshakeWithTimeout drives the client's new handshake to its end. NSS
+ *     servers renegotiate by default only with a client that sent the renegotiation_info
+ *     extension (sslsock.c ssl_defaults: SSL_RENEGOTIATE_REQUIRES_XTN; ssl3con.c
+ *     ssl3_HandleClientHello answers another with a no_renegotiation warning). A client
+ *     that declines with a no_renegotiation warning of its own is not noticed: NSS acts
+ *     only on fatal alerts (ssl3con.c ssl3_HandleAlert) and waits for a ClientHello until
+ *     the deadline, and the connection ends with PR_IO_TIMEOUT_ERROR, unanswered.
+ *   TLS 1.3: the same option, then SSL_SendCertificateRequest(fd), NSS's post-handshake
+ *     authentication (sslexp.h, an experimental API reached through the exported
+ *     SSL_GetExperimentalAPI; "For a server, the SSL_SendCertificateRequest can be used to
+ *     request post-handshake authentication", ssl.h SSL_ENABLE_POST_HANDSHAKE_AUTH), then
+ *     SSL_ForceHandshakeWithTimeout reads the client's Certificate, CertificateVerify and
+ *     Finished. It fails with SSL_ERROR_MISSING_POST_HANDSHAKE_AUTH_EXTENSION when the
+ *     client did not offer post_handshake_auth (tls13con.c SSLExp_SendCertificateRequest).
+ *   The certificate is then judged exactly as in the first handshake (the same hook, or
+ *   NSS's default one and SSL_REQUIRE_ALWAYS with --require, whose failure ends the
+ *   connection with NSS's alert). A call that NSS refuses before anything is sent (no
+ *   post_handshake_auth) leaves the connection as it was: report mode answers with NSS's
+ *   error name as the reason, --require closes the connection. Other paths are answered
+ *   without asking: no certificate (SSL_ERROR_NO_CERTIFICATE).
  *
  * One process, one thread per connection (NSS is thread-safe; it must not be used
  * across fork()). Listens on [::] (IPv4 too, as mapped addresses), or on 0.0.0.0
@@ -50,6 +89,7 @@
 #include <secerr.h>
 #include <ssl.h>
 #include <sslerr.h>
+#include <sslexp.h> /* SSL_SendCertificateRequest */
 #include <sslproto.h>
 
 #define DEADLINE_S 10
@@ -57,13 +97,14 @@
 #define LINGER_S 10
 
 static struct {
-	const char *db, *nickname, *crl, *tls_max;
+	const char *db, *nickname, *crl, *ca_names, *tls_max, *auth_path;
 	int require;
 	int port;
 } opt;
 
 static PRFileDesc *model;
 static PRLock *log_lock;
+static CERTCertList *ca_names; /* --ca-names: the CertificateRequest's CAs, NULL for NSS's default */
 
 struct conn {
 	PRFileDesc *tcp;
@@ -134,6 +175,7 @@ static const char *alert_name(int desc)
 	case 80: return "internal_error";
 	case 86: return "inappropriate_fallback";
 	case 90: return "user_canceled";
+	case 100: return "no_renegotiation";
 	case 109: return "missing_extension";
 	case 110: return "unsupported_extension";
 	case 112: return "unrecognized_name";
@@ -234,15 +276,146 @@ static void linger_close(PRFileDesc *ssl)
 	PR_Close(ssl);
 }
 
+/*
+ * What the server saw of the client's certificate so far: 1 when it is trusted, else 0
+ * and NSS's name for the reason. Logs the connection's line.
+ */
+static int judge(PRFileDesc *ssl, struct conn *c, const char *proto, char *reason, size_t size)
+{
+	CERTCertificate *peer = SSL_PeerCertificate(ssl);
+	char subject[512] = "";
+	int valid;
+
+	if (peer != NULL) {
+		char *cn = CERT_GetCommonName(&peer->subject);
+		json_escape(cn ? cn : "", subject, sizeof(subject));
+		if (cn)
+			PORT_Free(cn);
+	}
+	if (opt.require && peer != NULL) {
+		valid = 1; /* the handshake verified the certificate already */
+	} else if (peer == NULL) {
+		/* NSS's own name for "the peer sent no certificate" (sslauth.c). */
+		CERTCertList *chain = SSL_PeerCertificateChain(ssl);
+		PRErrorCode err = PORT_GetError();
+		if (chain)
+			CERT_DestroyCertList(chain);
+		snprintf(reason, size, "%s", error_name(chain ? SSL_ERROR_NO_CERTIFICATE : err));
+		valid = 0;
+	} else if (!c->verified) {
+		snprintf(reason, size, "%s", error_name(SSL_ERROR_BAD_CERTIFICATE));
+		valid = 0;
+	} else if (c->error != 0) {
+		snprintf(reason, size, "%s", error_name(c->error));
+		valid = 0;
+	} else {
+		valid = 1;
+	}
+	if (valid)
+		log_line("handshake %s subject=\"%s\" authorized=true", proto, subject);
+	else if (peer == NULL)
+		log_line("handshake %s subject=none authorized=false reason=%s", proto, reason);
+	else
+		log_line("handshake %s subject=\"%s\" authorized=false reason=%s", proto, subject, reason);
+	if (peer)
+		CERT_DestroyCertificate(peer);
+	return valid;
+}
+
+/* Read the request head into request (MAX_REQUEST + 1 bytes); 0, or -1 (logged). */
+static int read_request(PRFileDesc *ssl, struct conn *c, char *request, int *have)
+{
+	int n = 0;
+
+	while (*have < MAX_REQUEST) {
+		n = PR_Recv(ssl, request + *have, MAX_REQUEST - *have, 0, PR_SecondsToInterval(DEADLINE_S));
+		if (n <= 0)
+			break;
+		*have += n;
+		request[*have] = '\0';
+		if (strstr(request, "\r\n\r\n") || strstr(request, "\n\n"))
+			break;
+	}
+	if (n < 0) {
+		PRErrorCode err = PR_GetError();
+		log_line("connection-error %s: %s%s%s", error_name(err), PR_ErrorToString(err, PR_LANGUAGE_I_DEFAULT),
+			 c->recv_alert >= 0 ? " received-alert=" : "",
+			 c->recv_alert >= 0 ? alert_name(c->recv_alert) : "");
+		return -1;
+	}
+	if (*have == 0) {
+		log_line("connection-closed before a request");
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether the request line's target, without its query, is path. */
+static int path_matches(const char *request, const char *path)
+{
+	const char *target = strchr(request, ' ');
+	size_t len;
+
+	if (target == NULL)
+		return 0;
+	target++;
+	len = strcspn(target, " ?#\r\n");
+	return len == strlen(path) && strncmp(target, path, len) == 0;
+}
+
+/*
+ * --auth-path: ask for the client certificate now, on an established connection.
+ * 0: the client answered (with a certificate or without one) and the handshake ended;
+ * 1: NSS refused to ask (*refused: its error), nothing was sent; -1: the connection
+ * failed (logged).
+ */
+static int ask_certificate(PRFileDesc *ssl, struct conn *c, PRUint16 version, PRErrorCode *refused)
+{
+	SECStatus rv;
+	const char *how;
+
+	c->verified = 0;
+	c->error = 0;
+	c->sent_alert = -1;
+	c->recv_alert = -1;
+	if (SSL_OptionSet(ssl, SSL_REQUEST_CERTIFICATE, PR_TRUE) != SECSuccess) {
+		log_line("connection-error SSL_OptionSet: %s", error_name(PR_GetError()));
+		return -1;
+	}
+	if (version >= SSL_LIBRARY_VERSION_TLS_1_3) {
+		how = "post-handshake-auth";
+		rv = SSL_SendCertificateRequest(ssl);
+	} else {
+		how = "renegotiation";
+		rv = SSL_ReHandshake(ssl, PR_TRUE);
+	}
+	if (rv != SECSuccess) {
+		PRErrorCode err = PR_GetError();
+		*refused = err ? err : SSL_ERROR_HANDSHAKE_FAILED;
+		return 1;
+	}
+	if (SSL_ForceHandshakeWithTimeout(ssl, PR_SecondsToInterval(DEADLINE_S)) != SECSuccess) {
+		PRErrorCode err = PR_GetError();
+		char extra[256] = "";
+		if (c->recv_alert >= 0)
+			snprintf(extra, sizeof(extra), " received-alert=%s", alert_name(c->recv_alert));
+		else if (c->sent_alert >= 0)
+			snprintf(extra, sizeof(extra), " sent-alert=%s", alert_name(c->sent_alert));
+		log_line("handshake-failed %s %s: %s%s", how, error_name(err),
+			 PR_ErrorToString(err, PR_LANGUAGE_I_DEFAULT), extra);
+		return -1;
+	}
+	return 0;
+}
+
 static void serve(void *arg)
 {
 	struct conn *c = arg;
 	PRFileDesc *ssl;
 	SSLChannelInfo info;
-	CERTCertificate *peer;
 	char request[MAX_REQUEST + 1];
 	int have = 0, n, valid;
-	char reason[256] = "", subject[512] = "", esc[1024];
+	char reason[256] = "", esc[1024];
 	char body[1200], response[1600];
 	const char *proto;
 
@@ -250,6 +423,12 @@ static void serve(void *arg)
 	if (ssl == NULL) {
 		log_line("connection-error SSL_ImportFD: %s", error_name(PR_GetError()));
 		PR_Close(c->tcp);
+		free(c);
+		return;
+	}
+	if (ca_names && SSL_SetTrustAnchors(ssl, ca_names) != SECSuccess) {
+		log_line("connection-error SSL_SetTrustAnchors: %s", error_name(PR_GetError()));
+		PR_Close(ssl);
 		free(c);
 		return;
 	}
@@ -277,66 +456,48 @@ static void serve(void *arg)
 	SSL_GetChannelInfo(ssl, &info, sizeof(info));
 	proto = tls_name(info.protocolVersion);
 
-	peer = SSL_PeerCertificate(ssl);
-	if (peer != NULL) {
-		char *cn = CERT_GetCommonName(&peer->subject);
-		json_escape(cn ? cn : "", subject, sizeof(subject));
-		if (cn)
-			PORT_Free(cn);
-	}
-	if (opt.require) {
-		valid = 1; /* the handshake verified the certificate already */
-	} else if (peer == NULL) {
-		/* NSS's own name for "the peer sent no certificate" (sslauth.c). */
-		CERTCertList *chain = SSL_PeerCertificateChain(ssl);
-		PRErrorCode err = PORT_GetError();
-		if (chain)
-			CERT_DestroyCertList(chain);
-		snprintf(reason, sizeof(reason), "%s", error_name(chain ? SSL_ERROR_NO_CERTIFICATE : err));
-		valid = 0;
-	} else if (!c->verified) {
-		snprintf(reason, sizeof(reason), "%s", error_name(SSL_ERROR_BAD_CERTIFICATE));
-		valid = 0;
-	} else if (c->error != 0) {
-		snprintf(reason, sizeof(reason), "%s", error_name(c->error));
-		valid = 0;
+	if (!opt.auth_path) {
+		valid = judge(ssl, c, proto, reason, sizeof(reason));
+		if (read_request(ssl, c, request, &have) != 0) {
+			linger_close(ssl);
+			free(c);
+			return;
+		}
 	} else {
-		valid = 1;
-	}
-	if (valid)
-		log_line("handshake %s subject=\"%s\" authorized=true", proto, subject);
-	else if (peer == NULL)
-		log_line("handshake %s subject=none authorized=false reason=%s", proto, reason);
-	else
-		log_line("handshake %s subject=\"%s\" authorized=false reason=%s", proto, subject, reason);
-	if (peer)
-		CERT_DestroyCertificate(peer);
-
-	/* Read the request head. */
-	n = 0;
-	while (have < MAX_REQUEST) {
-		n = PR_Recv(ssl, request + have, MAX_REQUEST - have, 0, PR_SecondsToInterval(DEADLINE_S));
-		if (n <= 0)
-			break;
-		have += n;
-		request[have] = '\0';
-		if (strstr(request, "\r\n\r\n") || strstr(request, "\n\n"))
-			break;
-	}
-	if (n < 0) {
-		PRErrorCode err = PR_GetError();
-		log_line("connection-error %s: %s%s%s", error_name(err), PR_ErrorToString(err, PR_LANGUAGE_I_DEFAULT),
-			 c->recv_alert >= 0 ? " received-alert=" : "",
-			 c->recv_alert >= 0 ? alert_name(c->recv_alert) : "");
-		linger_close(ssl);
-		free(c);
-		return;
-	}
-	if (have == 0) {
-		log_line("connection-closed before a request");
-		linger_close(ssl);
-		free(c);
-		return;
+		/* --auth-path: the request first, then the certificate if it is for PATH. */
+		if (read_request(ssl, c, request, &have) != 0) {
+			linger_close(ssl);
+			free(c);
+			return;
+		}
+		if (!path_matches(request, opt.auth_path)) {
+			valid = judge(ssl, c, proto, reason, sizeof(reason));
+		} else {
+			PRErrorCode err = 0;
+			int asked = ask_certificate(ssl, c, info.protocolVersion, &err);
+			if (asked < 0) {
+				/* NSS ended the connection (its alert, if any, is sent). */
+				linger_close(ssl);
+				free(c);
+				return;
+			}
+			if (asked > 0) {
+				/* NSS refused to ask; the connection is as it was. */
+				if (opt.require) {
+					log_line("client-auth-failed %s %s: %s (closing: --require)", proto, error_name(err),
+						 PR_ErrorToString(err, PR_LANGUAGE_I_DEFAULT));
+					PR_Shutdown(ssl, PR_SHUTDOWN_SEND);
+					linger_close(ssl);
+					free(c);
+					return;
+				}
+				snprintf(reason, sizeof(reason), "%s", error_name(err));
+				log_line("handshake %s subject=none authorized=false reason=%s", proto, reason);
+				valid = 0;
+			} else {
+				valid = judge(ssl, c, proto, reason, sizeof(reason));
+			}
+		}
 	}
 
 	if (valid) {
@@ -369,7 +530,7 @@ static void serve(void *arg)
 static void usage(void)
 {
 	fprintf(stderr, "usage: nss-mtls-server --db DIR --nickname NAME [--require] [--tls-max 1.2|1.3] "
-			"[--crl FILE] --port N\n");
+			"[--crl FILE] [--ca-names FILE|none] [--auth-path PATH] --port N\n");
 	exit(2);
 }
 
@@ -395,8 +556,12 @@ static void parse_args(int argc, char **argv)
 			opt.nickname = argv[++i];
 		else if (strcmp(a, "--crl") == 0)
 			opt.crl = argv[++i];
+		else if (strcmp(a, "--ca-names") == 0)
+			opt.ca_names = argv[++i];
 		else if (strcmp(a, "--tls-max") == 0)
 			opt.tls_max = argv[++i];
+		else if (strcmp(a, "--auth-path") == 0)
+			opt.auth_path = argv[++i];
 		else if (strcmp(a, "--port") == 0)
 			opt.port = atoi(argv[++i]);
 		else
@@ -404,6 +569,10 @@ static void parse_args(int argc, char **argv)
 	}
 	if (!opt.db || !opt.nickname || opt.port <= 0 || opt.port > 65535)
 		usage();
+	if (opt.auth_path && opt.auth_path[0] != '/') {
+		fprintf(stderr, "nss-mtls-server: --auth-path must start with /, got '%s'\n", opt.auth_path);
+		exit(2);
+	}
 }
 
 /* Every "X509 CRL" block of a PEM file, into NSS's CRL cache. */
@@ -454,6 +623,66 @@ static void cache_crls(const char *path)
 		fprintf(stderr, "nss-mtls-server: --crl %s: no CRL in the file\n", path);
 		exit(2);
 	}
+}
+
+/* --ca-names: an empty list for "none", else every "CERTIFICATE" block of the PEM file. */
+static CERTCertList *load_ca_names(const char *path)
+{
+	CERTCertList *list = CERT_NewCertList();
+	FILE *f;
+	char *text, *p;
+	long size;
+	int count = 0;
+
+	if (list == NULL)
+		die("CERT_NewCertList");
+	if (strcmp(path, "none") == 0)
+		return list;
+	f = fopen(path, "rb");
+	if (f == NULL) {
+		fprintf(stderr, "nss-mtls-server: cannot read --ca-names %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	text = malloc(size + 1);
+	if (text == NULL || fread(text, 1, size, f) != (size_t)size) {
+		fprintf(stderr, "nss-mtls-server: cannot read --ca-names %s\n", path);
+		exit(2);
+	}
+	text[size] = '\0';
+	fclose(f);
+
+	for (p = text; (p = strstr(p, "-----BEGIN CERTIFICATE-----")) != NULL;) {
+		char *start = p + strlen("-----BEGIN CERTIFICATE-----");
+		char *end = strstr(start, "-----END CERTIFICATE-----");
+		CERTCertificate *cert = NULL;
+		SECItem der = { siBuffer, NULL, 0 };
+		unsigned int len = 0;
+
+		if (end == NULL)
+			break;
+		*end = '\0';
+		der.data = ATOB_AsciiToData(start, &len);
+		der.len = len;
+		if (der.data != NULL)
+			cert = CERT_NewTempCertificate(CERT_GetDefaultCertDB(), &der, NULL, PR_FALSE, PR_TRUE);
+		if (cert == NULL || CERT_AddCertToListTail(list, cert) != SECSuccess) {
+			fprintf(stderr, "nss-mtls-server: --ca-names %s: certificate %d: %s\n", path, count + 1,
+				error_name(PR_GetError()));
+			exit(2);
+		}
+		PORT_Free(der.data);
+		count++;
+		p = end + 1;
+	}
+	free(text);
+	if (count == 0) {
+		fprintf(stderr, "nss-mtls-server: --ca-names %s: no certificate in the file\n", path);
+		exit(2);
+	}
+	return list;
 }
 
 static PRFileDesc *listen_socket(int port)
@@ -507,6 +736,8 @@ int main(int argc, char **argv)
 		die("the server key");
 	if (opt.crl)
 		cache_crls(opt.crl);
+	if (opt.ca_names)
+		ca_names = load_ca_names(opt.ca_names);
 
 	model = SSL_ImportFD(NULL, PR_NewTCPSocket());
 	if (model == NULL)
@@ -514,7 +745,8 @@ int main(int argc, char **argv)
 	SSL_OptionSet(model, SSL_SECURITY, PR_TRUE);
 	SSL_OptionSet(model, SSL_HANDSHAKE_AS_SERVER, PR_TRUE);
 	SSL_OptionSet(model, SSL_HANDSHAKE_AS_CLIENT, PR_FALSE);
-	SSL_OptionSet(model, SSL_REQUEST_CERTIFICATE, PR_TRUE);
+	/* --auth-path: no CertificateRequest in the first handshake (ask_certificate asks). */
+	SSL_OptionSet(model, SSL_REQUEST_CERTIFICATE, opt.auth_path ? PR_FALSE : PR_TRUE);
 	SSL_OptionSet(model, SSL_REQUIRE_CERTIFICATE, opt.require ? SSL_REQUIRE_ALWAYS : SSL_REQUIRE_NEVER);
 	if (SSL_ConfigServerCert(model, cert, key, NULL, 0) != SECSuccess)
 		die("SSL_ConfigServerCert");
