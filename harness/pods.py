@@ -33,12 +33,12 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 
 from harness import agent, liveness
-from harness.verdicts import UNSUPPORTED_EXIT
 from harness.agent import Agent
 from harness.capture import CAPTURE_FILTER, MARKER_PORT, MARKER_PREFIX, PcapFollower
 from harness.certs import role_view
 from harness.errors import HarnessError
 from harness.images import image_ref
+from harness.verdicts import UNSUPPORTED_EXIT
 
 LABEL = "org.mtls-harness"
 RUN_LABEL = f"{LABEL}.run"
