@@ -11,6 +11,12 @@ and only replaces it when a peer certificate exists.
 ``--require`` mirrors ``rejectUnauthorized: true``: the callback returns OpenSSL's own
 verdict and a missing certificate fails the handshake, so OpenSSL sends its alert.
 
+``--auth-path PATH`` (TLS 1.2 only) asks for no certificate in the handshake; a request
+for PATH sets the connection's verify mode (``Connection.set_verify``) and renegotiates
+(``Connection.renegotiate``, i.e. ``SSL_renegotiate``: a HelloRequest), and the body reports
+the certificate of the new handshake. Other paths get the body for "no certificate".
+pyOpenSSL has no API for TLS 1.3 post-handshake authentication, so TLS 1.3 exits 127.
+
 Each connection has its own thread and one deadline from accept to close (the
 handshake, the request, the answer and the lingering close all fit in it), and there
 are far more slots than a swarm of stalled peers in the tests takes, so garbage, a
@@ -47,6 +53,17 @@ MAX_REQUEST = 16384
 MAX_CONNECTIONS = 1024
 TLS_VERSIONS = {"1.2": SSL.TLS1_2_VERSION, "1.3": SSL.TLS1_3_VERSION}
 NO_CERT_REASON = "UNABLE_TO_GET_ISSUER_CERT"
+#: Why --auth-path cannot be honoured in TLS 1.3 (exit 127).
+PHA_UNSUPPORTED = (
+    "--auth-path in TLS 1.3 is not supported: pyOpenSSL 23.0 (Debian bookworm) has no API for TLS 1.3 "
+    "post-handshake authentication: no Context or Connection method calls SSL_verify_client_post_handshake or "
+    "SSL_CTX_set_post_handshake_auth (https://github.com/pyca/pyopenssl/blob/23.0.0/src/OpenSSL/SSL.py; only "
+    "cryptography's private bindings declare them, cryptography 38.0.4 "
+    "src/cryptography/hazmat/bindings/openssl/_conditional.py, cryptography_has_tlsv13_functions), and "
+    "Connection.renegotiate (python3-openssl 23.0.0-1: /usr/lib/python3/dist-packages/OpenSSL/SSL.py#L2054-L2063) "
+    "calls SSL_renegotiate, which TLS 1.3 refuses "
+    "(https://github.com/openssl/openssl/blob/openssl-3.0.22/ssl/ssl_lib.c#L2284-L2289)"
+)
 
 
 class UsageError(Exception):
@@ -61,8 +78,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--require", action="store_true", help="reject untrusted clients at the handshake")
     parser.add_argument("--tls-max", dest="tls_max", choices=sorted(TLS_VERSIONS), help="highest TLS version")
     parser.add_argument("--crl", help="PEM file of CRLs; checks the whole chain, as Node does")
+    parser.add_argument(
+        "--ca-names",
+        dest="ca_names",
+        metavar="FILE|none",
+        help="CAs to name in the CertificateRequest instead of --root-ca's, or none for an empty list",
+    )
+    parser.add_argument(
+        "--auth-path",
+        dest="auth_path",
+        metavar="PATH",
+        help="ask for the client certificate only for a request for PATH (TLS 1.2: renegotiation)",
+    )
     parser.add_argument("--port", type=int, default=9443, help="port to listen on (default 9443)")
     args = parser.parse_args(argv)
+    if args.auth_path is not None:
+        if not args.auth_path.startswith("/"):
+            sys.stderr.write(f"server-mtls: --auth-path must be a path starting with /, got {args.auth_path!r}\n")
+            sys.exit(2)
+        if args.tls_max != "1.2":
+            sys.stderr.write(f"server-mtls: {PHA_UNSUPPORTED}\n")
+            sys.exit(127)
     for flag in ("cert", "key"):
         if getattr(args, flag) is None:
             sys.stderr.write(f"server-mtls: missing required option --{flag}\n")
@@ -133,6 +169,24 @@ def make_context(args: argparse.Namespace) -> SSL.Context:
     else:
         # Node without ``ca`` verifies against its default roots; so do we.
         ctx.set_default_verify_paths()
+    if args.ca_names == "none":
+        ctx.set_client_ca_list([])  # pyOpenSSL's Context.set_client_ca_list: SSL_CTX_set_client_CA_list
+    elif args.ca_names:
+        names = [
+            crypto.load_certificate(crypto.FILETYPE_PEM, block).get_subject()
+            for block in split_pem(read(args.ca_names, "ca-names"), b"CERTIFICATE")
+        ]
+        if not names:
+            raise UsageError(f"--ca-names {args.ca_names} holds no PEM certificate")
+        ctx.set_client_ca_list(names)
+    if args.auth_path:
+        # An OpenSSL client answers a HelloRequest with an abbreviated handshake that offers
+        # its session (ssl/statem/statem_clnt.c, tls_process_hello_req), and a resumed
+        # session asks for no certificate. pyOpenSSL names no
+        # SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION, so the server keeps no session to
+        # resume: no session cache (SESS_CACHE_OFF) and no tickets (OP_NO_TICKET).
+        ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        ctx.set_options(SSL.OP_NO_TICKET)
     if args.crl:
         store = ctx.get_cert_store()
         assert store is not None
@@ -196,7 +250,7 @@ def linger_close(sock: socket.socket, deadline: float) -> None:
         sock.close()
 
 
-def body_for(conn: SSL.Connection, verification: Verification) -> bytes:
+def body_for(conn: SSL.Connection, verification: Verification, event: str = "handshake") -> bytes:
     peer = conn.get_peer_certificate()
     if peer is None:
         reason: Optional[str] = NO_CERT_REASON
@@ -207,7 +261,7 @@ def body_for(conn: SSL.Connection, verification: Verification) -> bytes:
     subject = "none" if peer is None else '"' + (peer.get_subject().CN or "") + '"'
     seen = " ".join(f"depth{d}={x509_names.name(e)}" for d, e in verification.errors)
     log(
-        f"handshake {version} subject={subject} authorized={'true' if reason is None else 'false'}"
+        f"{event} {version} subject={subject} authorized={'true' if reason is None else 'false'}"
         + ("" if reason is None else f" reason={reason}")
         + (f" errors={seen}" if seen else "")
     )
@@ -216,7 +270,50 @@ def body_for(conn: SSL.Connection, verification: Verification) -> bytes:
     return b'{"mTLSValid": false, "reason": "' + reason.encode() + b'"}\n'
 
 
-def serve_connection(ctx: SSL.Context, sock: socket.socket) -> None:
+def read_request(conn: SSL.Connection, sock: socket.socket, deadline: float) -> bytes:
+    """The request head (up to the blank line, or MAX_REQUEST bytes)."""
+    request = b""
+    while b"\r\n\r\n" not in request and len(request) < MAX_REQUEST:
+        request += retry(conn, sock, deadline, lambda: conn.recv(4096))
+    return request
+
+
+def request_path(request: bytes) -> str:
+    """The path of the request line ``METHOD PATH HTTP/1.1``, without its query."""
+    parts = request.split(b"\r\n", 1)[0].split(b" ")
+    target = parts[1].decode("latin-1") if len(parts) > 1 else ""
+    return target.split("?", 1)[0]
+
+
+def renegotiate_for_certificate(
+    conn: SSL.Connection, sock: socket.socket, deadline: float, verification: Verification, require: bool
+) -> None:
+    """Ask for the client certificate now (TLS 1.2): the verify mode of report mode or
+    --require on this connection, then SSL_renegotiate and SSL_do_handshake (the
+    HelloRequest); the client's new handshake is read as SSL_read reads any record, until
+    SSL_renegotiate_pending says it is over."""
+    conn.set_verify(
+        SSL.VERIFY_PEER | (SSL.VERIFY_FAIL_IF_NO_PEER_CERT if require else 0),
+        verify_callback(require),
+    )
+    verification.errors.clear()
+    conn.renegotiate()
+    retry(conn, sock, deadline, conn.do_handshake)
+    while conn.renegotiate_pending():
+        try:
+            conn.recv(1, socket.MSG_PEEK)
+            break  # application data instead of a new handshake: answer with what there is
+        except SSL.WantReadError:
+            wait_for: tuple[list[socket.socket], list[socket.socket]] = ([sock], [])
+        except SSL.WantWriteError:
+            wait_for = ([], [sock])
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("client too slow")
+        select.select(wait_for[0], wait_for[1], [], remaining)
+
+
+def serve_connection(ctx: SSL.Context, sock: socket.socket, args: argparse.Namespace) -> None:
     deadline = time.monotonic() + DEADLINE_S
     sock.settimeout(0.0)
     conn = SSL.Connection(ctx, sock)
@@ -225,10 +322,22 @@ def serve_connection(ctx: SSL.Context, sock: socket.socket) -> None:
     conn.set_accept_state()
     try:
         retry(conn, sock, deadline, conn.do_handshake)
-        body = body_for(conn, verification)
-        request = b""
-        while b"\r\n\r\n" not in request and len(request) < MAX_REQUEST:
-            request += retry(conn, sock, deadline, lambda: conn.recv(4096))
+        if args.auth_path is None:
+            body = body_for(conn, verification)
+            read_request(conn, sock, deadline)
+        else:
+            log(f"handshake {conn.get_protocol_version_name()} client-certificate=not-requested")
+            path = request_path(read_request(conn, sock, deadline))
+            if path == args.auth_path:
+                log(f"request {path!r} renegotiate")
+                renegotiate_for_certificate(conn, sock, deadline, verification, args.require)
+                body = body_for(conn, verification, "renegotiated")
+            else:
+                log(
+                    f"request {path!r} {conn.get_protocol_version_name()} subject=none authorized=false "
+                    f"reason={NO_CERT_REASON} (certificate not asked for)"
+                )
+                body = b'{"mTLSValid": false, "reason": "' + NO_CERT_REASON.encode() + b'"}\n'
         head = (
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
             b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n"
@@ -275,10 +384,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     except UsageError as exc:
         sys.stderr.write(f"server-mtls: {exc}\n")
         return 2
-    ctx.set_verify(
-        SSL.VERIFY_PEER | (SSL.VERIFY_FAIL_IF_NO_PEER_CERT if args.require else 0),
-        verify_callback(args.require),
-    )
+    if args.auth_path:
+        # No CertificateRequest in the first handshake; renegotiate_for_certificate asks.
+        ctx.set_verify(SSL.VERIFY_NONE, verify_callback(args.require))
+    else:
+        ctx.set_verify(
+            SSL.VERIFY_PEER | (SSL.VERIFY_FAIL_IF_NO_PEER_CERT if args.require else 0),
+            verify_callback(args.require),
+        )
     try:
         listener = listen(args.port)
     except OSError as exc:
@@ -293,7 +406,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
         def run(s: socket.socket = sock) -> None:
             try:
-                serve_connection(ctx, s)
+                serve_connection(ctx, s, args)
             finally:
                 slots.release()
 

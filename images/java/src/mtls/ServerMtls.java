@@ -1,6 +1,7 @@
 package mtls;
 
 import java.io.ByteArrayOutputStream;
+import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -8,6 +9,7 @@ import java.io.PrintStream;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
@@ -26,6 +28,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.WeakHashMap;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import javax.naming.InvalidNameException;
@@ -35,6 +38,7 @@ import javax.net.ssl.CertPathTrustManagerParameters;
 import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLEngine;
+import javax.net.ssl.SSLException;
 import javax.net.ssl.SSLPeerUnverifiedException;
 import javax.net.ssl.SSLSession;
 import javax.net.ssl.SSLSocket;
@@ -65,12 +69,29 @@ import javax.net.ssl.X509ExtendedTrustManager;
  * revocation enabled and a Collection CertStore of the CRLs, handed to the PKIX
  * TrustManagerFactory as CertPathTrustManagerParameters.
  *
+ * --auth-path PATH (TLS 1.2 only): the first handshake asks for no certificate; a request
+ * for PATH renegotiates the way SSLSocket.startHandshake()'s documentation says: the current
+ * session invalidated ("to force complete reauthentication"), setWantClientAuth(true) (or
+ * setNeedClientAuth(true) with --require), startHandshake() (a HelloRequest); the new
+ * handshake is read as the socket reads, and its end is signalled by a
+ * HandshakeCompletedEvent. The body then reports that handshake's certificate as report mode
+ * does. JSSE has no TLS 1.3 post-handshake authentication, so TLS 1.3 exits 127.
+ *
  * SSLKEYLOGFILE: JSSE has no key log; it is ignored.
  */
 public final class ServerMtls {
     static final String USAGE =
-            "usage: server-mtls --cert FILE --key FILE [--root-ca FILE] [--require] [--tls-max 1.2|1.3] [--crl FILE] [--port N]";
+            "usage: server-mtls --cert FILE --key FILE [--root-ca FILE] [--require] [--tls-max 1.2|1.3] [--crl FILE] [--ca-names FILE|none] [--auth-path PATH] [--port N]";
     static final int DEADLINE_MS = 10_000;
+    /** How often the reader looks whether a renegotiation has completed (--auth-path). */
+    static final int POLL_MS = 50;
+    /** Why --auth-path cannot be honoured in TLS 1.3 (exit 127). Sources: openjdk-17-source 17.0.21.1+2-1~deb12u1. */
+    static final String PHA_UNSUPPORTED = "--auth-path in TLS 1.3 is not supported: JSSE (OpenJDK 17) does not implement TLS 1.3 "
+            + "post-handshake authentication: sun/security/ssl/SSLExtension.java#L409 declares post_handshake_auth with no "
+            + "producer or consumer, a server's PostHandshakeContext consumes only KeyUpdate "
+            + "(sun/security/ssl/PostHandshakeContext.java#L57-L61), and SSLSocket.startHandshake() on an established "
+            + "TLS 1.3 connection sends a KeyUpdate, never a CertificateRequest (sun/security/ssl/SSLHandshake.java#L538-L542); "
+            + "JEP 332 (https://openjdk.org/jeps/332) lists no post-handshake authentication";
     static final int LINGER_MS = 1_000;
     static final PrintStream OUT = new PrintStream(System.out, true, StandardCharsets.UTF_8);
 
@@ -193,6 +214,8 @@ public final class ServerMtls {
                 case "--root-ca":
                 case "--tls-max":
                 case "--crl":
+                case "--ca-names":
+                case "--auth-path":
                 case "--port":
                     if (value == null) {
                         if (i + 1 >= args.length) {
@@ -206,6 +229,12 @@ public final class ServerMtls {
                     fail(2, "unknown option " + args[i] + "\n" + USAGE);
             }
         }
+        if (opts.containsKey("ca-names")) {
+            fail(127, "--ca-names is not supported: JSSE has no setting for the CertificateRequest's CA names; "
+                    + "it lists the subjects of the X509TrustManager's getAcceptedIssuers(), i.e. the trusted CAs "
+                    + "(sun/security/ssl/CertificateRequest.java, T12CertificateRequestProducer; "
+                    + "CertificateAuthoritiesExtension.java for TLS 1.3)");
+        }
         if (!opts.containsKey("cert")) {
             fail(1, "missing required option --cert");
         }
@@ -215,6 +244,24 @@ public final class ServerMtls {
         String tlsMax = opts.get("tls-max");
         if (tlsMax != null && !tlsMax.equals("1.2") && !tlsMax.equals("1.3")) {
             fail(2, "--tls-max must be 1.2 or 1.3, got " + tlsMax);
+        }
+        String authPath = opts.get("auth-path");
+        if (authPath != null && !authPath.startsWith("/")) {
+            fail(2, "--auth-path must be a path starting with /, got \"" + authPath + "\"");
+        }
+        if (authPath != null && !"1.2".equals(tlsMax)) {
+            fail(127, PHA_UNSUPPORTED);
+        }
+        if (authPath != null) {
+            // An OpenSSL client answers the HelloRequest by offering its session for an
+            // abbreviated handshake, which asks for no certificate. serveAuthPath invalidates
+            // the session (SSLSocket.startHandshake's way "to force complete reauthentication"),
+            // but a TLS 1.2 stateless session ticket still resumes it under setWantClientAuth
+            // (sun/security/ssl/ClientHello.java#L973-L1011: only CLIENT_AUTH_REQUIRED refuses a
+            // session without a peer certificate): the documented JSSE property keeps the
+            // server from issuing tickets (SSLSessionContextImpl.java#L45-L48, read when the
+            // SSLContext is initialised, below).
+            System.setProperty("jdk.tls.server.enableSessionTicketExtension", "false");
         }
         int port = 9443;
         if (opts.containsKey("port")) {
@@ -294,7 +341,7 @@ public final class ServerMtls {
         boolean tls12 = "1.2".equals(tlsMax);
         while (true) {
             Socket raw = listener.accept();
-            pool.execute(() -> serve(raw, factory, recorder, requireMode, tls12));
+            pool.execute(() -> serve(raw, factory, recorder, requireMode, tls12, authPath));
         }
     }
 
@@ -305,11 +352,14 @@ public final class ServerMtls {
      * closed without a reset once TLS is done: see linger().
      */
     static void serve(Socket raw, SSLSocketFactory factory, RecordingTrustManager recorder, boolean require,
-            boolean tls12) {
+            boolean tls12, String authPath) {
         try {
             raw.setSoTimeout(DEADLINE_MS);
             SSLSocket socket = (SSLSocket) factory.createSocket(raw, null, false);
-            if (require) {
+            if (authPath != null) {
+                // Neither want nor need (JSSE's default): no CertificateRequest in this handshake.
+                socket.setWantClientAuth(false);
+            } else if (require) {
                 socket.setNeedClientAuth(true);
             } else {
                 socket.setWantClientAuth(true);
@@ -328,6 +378,10 @@ public final class ServerMtls {
             } catch (IOException e) {
                 // JSSE has sent its alert (TransportContext.fatal).
                 log("handshake-failed " + Words.describe(e));
+                return;
+            }
+            if (authPath != null) {
+                serveAuthPath(socket, recorder, require, authPath);
                 return;
             }
             SSLSession session = socket.getSession();
@@ -357,18 +411,134 @@ public final class ServerMtls {
             }
             log(line);
             readRequest(socket.getInputStream());
-            byte[] content = body.getBytes(StandardCharsets.UTF_8);
-            OutputStream out = socket.getOutputStream();
-            out.write(("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + content.length
-                    + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
-            out.write(content);
-            out.flush();
-            socket.shutdownOutput(); // close_notify, as SSLSocket.close() sends it
+            respond(socket, body);
         } catch (IOException | RuntimeException e) {
             log("connection-error " + Words.describe(e));
         } finally {
             linger(raw);
         }
+    }
+
+    /** Writes the response and closes the TLS side (close_notify, as SSLSocket.close() sends it). */
+    static void respond(SSLSocket socket, String body) throws IOException {
+        byte[] content = body.getBytes(StandardCharsets.UTF_8);
+        OutputStream out = socket.getOutputStream();
+        out.write(("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + content.length
+                + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+        out.write(content);
+        out.flush();
+        socket.shutdownOutput();
+    }
+
+    /**
+     * --auth-path: the request decides. Another path gets report mode's body for "no
+     * certificate" (the SSLPeerUnverifiedException of a session without one); PATH
+     * renegotiates for the certificate first (TLS 1.2).
+     */
+    static void serveAuthPath(SSLSocket socket, RecordingTrustManager recorder, boolean require, String authPath)
+            throws IOException {
+        SSLSession first = socket.getSession();
+        String protocol = first.getProtocol();
+        log("handshake " + protocol + " client-certificate=not-requested");
+        String path = requestPath(readRequest(socket.getInputStream()));
+        String body;
+        if (!path.equals(authPath)) {
+            String reason = "no certificate";
+            try {
+                first.getPeerCertificates();
+            } catch (SSLPeerUnverifiedException e) {
+                reason = Words.describe(e);
+            }
+            log("request " + Words.json(path) + " " + protocol + " subject=none authorized=false reason=" + reason
+                    + " (certificate not asked for)");
+            body = "{\"mTLSValid\": false, \"reason\": " + Words.json(reason) + "}\n";
+        } else {
+            log("request " + Words.json(path) + " renegotiate");
+            CountDownLatch completed = new CountDownLatch(1);
+            socket.addHandshakeCompletedListener(event -> completed.countDown());
+            first.invalidate(); // "To force complete reauthentication" (SSLSocket.startHandshake)
+            if (require) {
+                socket.setNeedClientAuth(true);
+            } else {
+                socket.setWantClientAuth(true);
+            }
+            try {
+                socket.startHandshake(); // an established TLS 1.2 connection: a HelloRequest
+                awaitHandshake(socket, completed);
+            } catch (SSLException e) {
+                // JSSE has sent its alert (--require: no or a refused certificate).
+                log("renegotiation-failed " + Words.describe(e));
+                return;
+            }
+            body = report(socket, recorder, "renegotiated");
+        }
+        respond(socket, body);
+    }
+
+    /**
+     * Reads until the renegotiation's HandshakeCompletedEvent: JSSE handles the client's
+     * handshake records inside SSLSocket reads, so the reader polls (a read timeout leaves
+     * an SSLSocket usable: SSLSocketInputRecord keeps a partial record) until the listener
+     * has run. Application data instead (a client that ignored the HelloRequest): stop and
+     * answer with the session there is.
+     */
+    static void awaitHandshake(SSLSocket socket, CountDownLatch completed) throws IOException {
+        InputStream in = socket.getInputStream();
+        long end = System.nanoTime() + DEADLINE_MS * 1_000_000L;
+        socket.setSoTimeout(POLL_MS);
+        try {
+            while (completed.getCount() > 0) {
+                if (System.nanoTime() > end) {
+                    throw new SocketTimeoutException("no renegotiation within " + DEADLINE_MS + " ms");
+                }
+                try {
+                    if (in.read() < 0) {
+                        throw new EOFException("the client closed the connection instead of renegotiating");
+                    }
+                    log("renegotiation-ignored application data arrived instead");
+                    return;
+                } catch (SocketTimeoutException e) {
+                    // look again
+                }
+            }
+        } finally {
+            socket.setSoTimeout(DEADLINE_MS);
+        }
+    }
+
+    /** Report mode's log line and body for the socket's current session. */
+    static String report(SSLSocket socket, RecordingTrustManager recorder, String event) {
+        SSLSession session = socket.getSession();
+        String subject = "none";
+        String reason = null;
+        try {
+            X509Certificate leaf = (X509Certificate) session.getPeerCertificates()[0];
+            subject = "\"" + commonName(leaf) + "\"";
+        } catch (SSLPeerUnverifiedException e) {
+            reason = Words.describe(e);
+        }
+        if (recorder != null) {
+            CertificateException failure = recorder.take(socket);
+            if (failure != null) {
+                reason = Words.describe(failure);
+            }
+        }
+        String line = event + " " + session.getProtocol() + " subject=" + subject;
+        if (reason == null) {
+            log(line + " authorized=true");
+            return "{\"mTLSValid\": true}\n";
+        }
+        log(line + " authorized=false reason=" + reason);
+        return "{\"mTLSValid\": false, \"reason\": " + Words.json(reason) + "}\n";
+    }
+
+    /** The path of the request line "METHOD PATH HTTP/1.1", without its query. */
+    static String requestPath(String head) {
+        String line = head.split("\r\n", 2)[0];
+        String[] parts = line.split(" ");
+        String target = parts.length > 1 ? parts[1] : "";
+        int query = target.indexOf('?');
+        return query < 0 ? target : target.substring(0, query);
     }
 
     /**
@@ -400,26 +570,27 @@ public final class ServerMtls {
         }
     }
 
-    /** Reads the request head (up to the blank line); the request itself does not matter. */
-    static void readRequest(InputStream in) throws IOException {
+    /** Reads the request head (up to the blank line); only --auth-path looks at it. */
+    static String readRequest(InputStream in) throws IOException {
         ByteArrayOutputStream head = new ByteArrayOutputStream();
         int state = 0;
         while (head.size() < 65536) {
             int b = in.read();
             if (b < 0) {
-                return;
+                break;
             }
             head.write(b);
             if (b == '\r' && (state == 0 || state == 2)) {
                 state++;
             } else if (b == '\n' && (state == 1 || state == 3)) {
                 if (++state == 4) {
-                    return;
+                    break;
                 }
             } else {
                 state = b == '\r' ? 1 : 0;
             }
         }
+        return head.toString(StandardCharsets.ISO_8859_1);
     }
 
     static String version() {
