@@ -16,13 +16,37 @@
 %%
 %% --require: {fail_if_no_peer_cert, true} and no verify_fun: ssl's own verification and
 %% its own alert.
+%%
+%% --auth-path PATH: exit 127 in TLS 1.2 and 1.3 (and without --tls-max). OTP 25's ssl
+%% sends a CertificateRequest in every handshake of a verify_peer connection, renegotiations
+%% included, and in none of a verify_none one (tls_dtls_connection.erl request_client_cert/2);
+%% the options are fixed by ssl:handshake (ssl:setopts/2 takes socket options only,
+%% ssl:renegotiate/1 none, ssl:handshake_continue/3 only in the first handshake's paused
+%% hello), so a renegotiation cannot ask for a certificate the first handshake did not.
+%% TLS 1.3 post-handshake authentication is not implemented: the post_handshake_auth
+%% extension is only a constant (tls_handshake_1_3.hrl) and a TLS 1.3 connection takes
+%% only NewSessionTicket and KeyUpdate after the handshake (tls_connection_1_3.erl).
 -module(server_mtls).
 -export([main/0]).
 
 -include_lib("public_key/include/public_key.hrl").
 
 -define(USAGE, "usage: server-mtls --cert FILE --key FILE [--root-ca FILE] [--require] "
-               "[--tls-max 1.2|1.3] [--crl FILE] [--port N]").
+               "[--tls-max 1.2|1.3] [--crl FILE] [--ca-names FILE|none] [--auth-path PATH] [--port N]").
+%% Why --auth-path cannot be honoured, by TLS version (ssl-10.8.7 sources as Debian ships them).
+-define(NO_RENEGOTIATION_AUTH,
+        "--auth-path is not supported in TLS 1.2: OTP 25's ssl sends a CertificateRequest in every "
+        "handshake of a verify_peer connection, renegotiations included, and in none of a verify_none one "
+        "(ssl-10.8.7 tls_dtls_connection.erl:1315-1342 request_client_cert/2), and no call changes verify "
+        "after ssl:handshake: ssl:renegotiate/1 takes no options (ssl.erl:1344-1362), ssl:setopts/2 only socket "
+        "options (ssl.erl:1187-1213, ssl_gen_statem.erl:1983-2068), ssl:handshake_continue/3 only the first "
+        "handshake's paused hello (tls_dtls_connection.erl:170-179), so the server cannot ask for the "
+        "certificate by renegotiation only").
+-define(NO_POST_HANDSHAKE_AUTH,
+        "--auth-path is not supported in TLS 1.3: OTP 25's ssl has no post-handshake authentication: "
+        "the post_handshake_auth extension is only defined (ssl-10.8.7 tls_handshake_1_3.hrl:52), never "
+        "sent, read or acted on, and after the handshake a TLS 1.3 connection handles only NewSessionTicket "
+        "and KeyUpdate (tls_connection_1_3.erl:540-563); there is no call to send a CertificateRequest").
 -define(TIMEOUT, 10000).
 
 main() ->
@@ -35,6 +59,19 @@ main() ->
     case maps:get(help, Opts, false) of
         true -> out("~ts~n", [?USAGE]), mtls_common:halt(0);
         false -> ok
+    end,
+    case maps:get(ca_names, Opts, undefined) of
+        undefined -> ok;
+        _ -> fail(127, "--ca-names is not supported: OTP 25's ssl names the CAs of its certificate database "
+                       "(cacertfile) in a CertificateRequest; its only option is certificate_authorities = false, "
+                       "which drops the TLS 1.3 extension and is refused without TLS 1.3 (ssl.erl handle_option "
+                       "certificate_authorities; tls_handshake_1_3.erl certificate_request/5)", [])
+    end,
+    case {maps:get(auth_path, Opts, undefined), maps:get(tls_max, Opts, undefined)} of
+        {undefined, _} -> ok;
+        {_, "1.2"} -> fail(127, "~ts", [?NO_RENEGOTIATION_AUTH]);
+        {_, "1.3"} -> fail(127, "~ts", [?NO_POST_HANDSHAKE_AUTH]);
+        {_, undefined} -> fail(127, "~ts; ~ts", [?NO_RENEGOTIATION_AUTH, ?NO_POST_HANDSHAKE_AUTH])
     end,
     Cert = required(cert, Opts),
     Key = required(key, Opts),
@@ -133,11 +170,17 @@ connection(TSock, #{require := Require, keylog := Keylog}) ->
             log("handshake-failed ~ts", [mtls_common:one_line(Why)])
     end.
 
-%% The verify_fun of report mode: record every {bad_cert, _} and accept it; extensions ssl
-%% does not know stay unknown (public_key then fails a critical one, which comes back here
-%% as {bad_cert, unknown_critical_extension}); valid and valid_peer are valid.
+%% The verify_fun of report mode: record every {bad_cert, _} and accept it, as the
+%% accept-everything verify_fun of ssl's manual does; an unknown critical extension is
+%% recorded as {bad_cert, unknown_critical_extension} and accepted (answering {unknown, _}
+%% would make public_key throw that reason without asking again: pubkey_cert.erl
+%% verify_fun/4, so the handshake would fail); other extensions stay unknown; valid and
+%% valid_peer are valid.
 report_fun(Owner, _Cert, {bad_cert, _} = Reason, State) ->
     Owner ! {verify_reason, Reason},
+    {valid, State};
+report_fun(Owner, _Cert, {extension, #'Extension'{critical = true}}, State) ->
+    Owner ! {verify_reason, {bad_cert, unknown_critical_extension}},
     {valid, State};
 report_fun(_Owner, _Cert, {extension, _}, State) ->
     {unknown, State};
@@ -209,10 +252,12 @@ parse(["--version" | Rest], Acc) -> parse(Rest, Acc#{version => true});
 parse(["--help" | Rest], Acc) -> parse(Rest, Acc#{help => true});
 parse(["-h" | Rest], Acc) -> parse(Rest, Acc#{help => true});
 parse([Flag, Value | Rest], Acc) when Flag =:= "--cert"; Flag =:= "--key"; Flag =:= "--root-ca";
-                                     Flag =:= "--crl"; Flag =:= "--tls-max"; Flag =:= "--port" ->
+                                     Flag =:= "--crl"; Flag =:= "--tls-max"; Flag =:= "--port";
+                                     Flag =:= "--ca-names"; Flag =:= "--auth-path" ->
     parse(Rest, value(Flag, Value, Acc));
 parse([Flag], _) when Flag =:= "--cert"; Flag =:= "--key"; Flag =:= "--root-ca";
-                      Flag =:= "--crl"; Flag =:= "--tls-max"; Flag =:= "--port" ->
+                      Flag =:= "--crl"; Flag =:= "--tls-max"; Flag =:= "--port"; Flag =:= "--ca-names";
+                      Flag =:= "--auth-path" ->
     usage_error("option ~ts needs a value", [Flag]);
 parse([Other | _], _) ->
     usage_error("unknown option ~ts", [Other]).
@@ -221,6 +266,9 @@ value("--cert", V, Acc) -> Acc#{cert => V};
 value("--key", V, Acc) -> Acc#{key => V};
 value("--root-ca", V, Acc) -> Acc#{root_ca => V};
 value("--crl", V, Acc) -> Acc#{crl => V};
+value("--ca-names", V, Acc) -> Acc#{ca_names => V};
+value("--auth-path", [$/ | _] = V, Acc) -> Acc#{auth_path => V};
+value("--auth-path", V, _) -> fail(2, "--auth-path must be a path starting with /, got ~0tp", [V]);
 value("--tls-max", V, Acc) when V =:= "1.2"; V =:= "1.3" -> Acc#{tls_max => V};
 value("--tls-max", V, _) -> usage_error("--tls-max must be 1.2 or 1.3, got ~ts", [V]);
 value("--port", V, Acc) ->

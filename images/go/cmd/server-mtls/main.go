@@ -10,6 +10,12 @@
 //
 // --require is tls.RequireAndVerifyClientCert: Go's own verification, in the handshake,
 // with Go's own alert. Nothing else is added.
+//
+// --auth-path exits 127 in TLS 1.2 and 1.3 (and without --tls-max): Go's crypto/tls server
+// never renegotiates (renegotiation is client-side only, and only when the server asks) and
+// has no post-handshake authentication (no post_handshake_auth extension; a TLS 1.3
+// connection takes only NewSessionTicket and KeyUpdate after the handshake), and net/http
+// runs the one handshake before the handler sees a request.
 package main
 
 import (
@@ -31,7 +37,7 @@ import (
 )
 
 const (
-	usage = "usage: server-mtls --cert FILE --key FILE [--root-ca FILE] [--require] [--tls-max 1.2|1.3] [--crl FILE] [--port N]"
+	usage = "usage: server-mtls --cert FILE --key FILE [--root-ca FILE] [--require] [--tls-max 1.2|1.3] [--crl FILE] [--ca-names FILE|none] [--auth-path PATH] [--port N]"
 	// Go's own words for a missing client certificate: crypto/tls returns this error
 	// when a certificate is required and the client sent none (handshake_server.go,
 	// processCertsFromClient).
@@ -40,6 +46,21 @@ const (
 	crlUnsupported = "--crl is not supported: Go 1.19's crypto/x509 Certificate.Verify does no revocation checking " +
 		"(\"WARNING: this function doesn't do any revocation checking\", src/crypto/x509/verify.go) " +
 		"and crypto/tls has no CRL option"
+	// RequireAndVerifyClientCert verifies against ClientCAs, and ClientCAs is also the list
+	// the CertificateRequest names (handshake_server.go processCertsFromClient;
+	// handshake_messages / handshake_server_tls13.go): the two cannot differ.
+	caNamesWithRequire = "--ca-names is not supported with --require: Go 1.19's RequireAndVerifyClientCert " +
+		"verifies the client against tls.Config.ClientCAs, which is also the list of names its CertificateRequest " +
+		"sends (src/crypto/tls/handshake_server.go, handshake_server_tls13.go), so the names cannot differ from the trust"
+	// Why --auth-path cannot be honoured, by TLS version (Go 1.19.8 sources as Debian ships them).
+	noRenegotiationAuth = "--auth-path is not supported in TLS 1.2: Go 1.19's crypto/tls never initiates a renegotiation " +
+		"(\"Initiating a renegotiation is not supported\", src/crypto/tls/common.go:484-510: Config.Renegotiation only lets " +
+		"a client accept a server's HelloRequest) and a server Conn refuses any handshake message after the handshake " +
+		"(conn.go:1189-1208: unexpected_message for a ClientHello); Conn.Handshake runs the handshake once (conn.go:1420-1442), so a certificate can be asked for only in the first handshake"
+	noPostHandshakeAuth = "--auth-path is not supported in TLS 1.3: Go 1.19's crypto/tls has no post-handshake authentication: " +
+		"it knows no post_handshake_auth extension (src/crypto/tls/common.go:84-102), sends its TLS 1.3 CertificateRequest only " +
+		"inside the handshake (handshake_server_tls13.go:580-605), and after it a connection handles only NewSessionTicket and " +
+		"KeyUpdate (conn.go:1234-1261)"
 	deadline = 10 * time.Second
 )
 
@@ -198,6 +219,8 @@ func main() {
 	require := fs.Bool("require", false, "reject a missing or bad client certificate in the handshake")
 	tlsMax := fs.String("tls-max", "", "highest TLS version: 1.2 or 1.3")
 	crl := fs.String("crl", "", "PEM CRLs (unsupported: exit 127)")
+	caNames := fs.String("ca-names", "", "CAs the CertificateRequest names instead of --root-ca's (report mode), or none")
+	authPath := fs.String("auth-path", "", "ask for the client certificate only on requests for this path (unsupported: exit 127)")
 	port := fs.Int("port", 9443, "port to listen on")
 	version := fs.Bool("version", false, "print the stack and its version")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -235,8 +258,26 @@ func main() {
 	if *port <= 0 || *port > 65535 {
 		fail(2, "--port must be 1-65535, got %d", *port)
 	}
+	authPathGiven := false
+	fs.Visit(func(f *flag.Flag) { authPathGiven = authPathGiven || f.Name == "auth-path" })
+	if authPathGiven && !strings.HasPrefix(*authPath, "/") {
+		fail(2, "--auth-path must be a path starting with /, got %q", *authPath)
+	}
 	if *crl != "" {
 		fail(127, "%s", crlUnsupported)
+	}
+	if *caNames != "" && *require {
+		fail(127, "%s", caNamesWithRequire)
+	}
+	if authPathGiven {
+		switch maxVersion {
+		case tls.VersionTLS12:
+			fail(127, "%s", noRenegotiationAuth)
+		case tls.VersionTLS13:
+			fail(127, "%s", noPostHandshakeAuth)
+		default:
+			fail(127, "%s; %s", noRenegotiationAuth, noPostHandshakeAuth)
+		}
 	}
 
 	pair, err := tls.X509KeyPair(readFile(*certFile, "cert"), readFile(*keyFile, "key"))
@@ -261,6 +302,18 @@ func main() {
 		// ClientCAs is both the trust for RequireAndVerifyClientCert and the list of
 		// names in the CertificateRequest (handshake_server.go, handshake_server_tls13.go).
 		config.ClientCAs = pool
+	}
+	// Report mode verifies in the handler against s.roots, so ClientCAs only names CAs.
+	switch *caNames {
+	case "":
+	case "none":
+		config.ClientCAs = nil // an empty certificate_authorities list (TLS 1.2), no extension (TLS 1.3)
+	default:
+		names := x509.NewCertPool()
+		if !names.AppendCertsFromPEM(readFile(*caNames, "ca-names")) {
+			fail(2, "--ca-names %s holds no PEM certificate", *caNames)
+		}
+		config.ClientCAs = names
 	}
 	if path := os.Getenv("SSLKEYLOGFILE"); path != "" {
 		keylog, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)

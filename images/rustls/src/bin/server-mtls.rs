@@ -17,6 +17,19 @@
 //! gives it), so every client certificate is untrusted (UnknownIssuer).
 //!
 //! --crl: rustls 0.20 / webpki 0.22 have no revocation checking: exit 127.
+//!
+//! --ca-names FILE|none (report mode): the verifier's `client_auth_root_subjects`, the
+//! trait method rustls asks for the CertificateRequest's names, returns the subjects of
+//! FILE's certificates (as `RootCertStore::subjects` encodes them) or an empty list, while
+//! verification stays with --root-ca. With --require the verifier is rustls's own
+//! `AllowAnyAuthenticatedClient`, whose names are its roots: exit 127.
+//!
+//! --auth-path PATH: exit 127 in TLS 1.2 and 1.3 (and without --tls-max). rustls 0.20 does
+//! not renegotiate (a "non-feature"; a ClientHello after the handshake gets a
+//! no_renegotiation warning alert) and has no post-handshake authentication: the server
+//! sends its CertificateRequest only inside the handshake, ServerConnection has no call to
+//! send one later, and after the handshake a TLS 1.3 server accepts only application data
+//! and KeyUpdate.
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
@@ -34,7 +47,17 @@ use mtls_rustls::{describe_io_error, error_name, json_escape, load_certs, load_k
 const DEADLINE: Duration = Duration::from_secs(10);
 const MAX_REQUEST: usize = 16384;
 const USAGE: &str =
-    "usage: server-mtls --cert FILE --key FILE [--root-ca FILE] [--require] [--tls-max 1.2|1.3] [--crl FILE] [--port N]";
+    "usage: server-mtls --cert FILE --key FILE [--root-ca FILE] [--require] [--tls-max 1.2|1.3] [--crl FILE] [--ca-names FILE|none] [--auth-path PATH] [--port N]";
+/// Why --auth-path cannot be honoured, by TLS version (rustls 0.20.8 sources, as the registry ships them).
+const NO_RENEGOTIATION_AUTH: &str = "--auth-path is not supported in TLS 1.2: rustls 0.20 does not renegotiate \
+(\"rustls does not and will not support: ... Renegotiation\", rustls/src/lib.rs:37-52), and after the handshake a server \
+answers a client's renegotiation ClientHello with a no_renegotiation warning alert (rustls/src/conn.rs:972-983); it \
+cannot start one either, so it can ask for a certificate only in the first handshake";
+const NO_POST_HANDSHAKE_AUTH: &str = "--auth-path is not supported in TLS 1.3: rustls 0.20 has no post-handshake \
+authentication: its server sends a CertificateRequest (with an empty context) only inside the handshake \
+(rustls/src/server/tls13.rs:357, 703-750), ServerConnection has no call to send one later (rustls/src/server/server_conn.rs:355-472), \
+and after the handshake the server accepts only application data and KeyUpdate (rustls/src/server/tls13.rs:1307-1330); \
+the post_handshake_auth extension is only an enum value (rustls/src/msgs/enums.rs:220)";
 
 thread_local! {
     /// What the client-certificate verifier said on this thread's connection.
@@ -45,6 +68,8 @@ thread_local! {
 /// records the verifier's verdict for the connection's thread and accepts.
 struct Recording {
     inner: Arc<dyn ClientCertVerifier>,
+    /// --ca-names: the names to list instead of the roots' (None: the roots').
+    names: Option<DistinguishedNames>,
 }
 
 impl ClientCertVerifier for Recording {
@@ -57,7 +82,10 @@ impl ClientCertVerifier for Recording {
     }
 
     fn client_auth_root_subjects(&self) -> Option<DistinguishedNames> {
-        self.inner.client_auth_root_subjects()
+        match &self.names {
+            Some(names) => Some(names.clone()),
+            None => self.inner.client_auth_root_subjects(),
+        }
     }
 
     fn verify_client_cert(
@@ -82,6 +110,8 @@ struct Args {
     require: bool,
     tls_max: Option<String>,
     crl: Option<String>,
+    ca_names: Option<String>,
+    auth_path: Option<String>,
     port: u16,
 }
 
@@ -92,7 +122,8 @@ fn usage_error(message: &str) -> ! {
 }
 
 fn parse_args() -> Args {
-    let mut args = Args { cert: None, key: None, root_ca: None, require: false, tls_max: None, crl: None, port: 9443 };
+    let mut args =
+        Args { cert: None, key: None, root_ca: None, require: false, tls_max: None, crl: None, ca_names: None, auth_path: None, port: 9443 };
     let mut argv = std::env::args().skip(1);
     while let Some(flag) = argv.next() {
         let mut value = |name: &str| argv.next().unwrap_or_else(|| usage_error(&format!("option {} needs a value", name)));
@@ -109,6 +140,15 @@ fn parse_args() -> Args {
                 args.tls_max = Some(v);
             }
             "--crl" => args.crl = Some(value("--crl")),
+            "--ca-names" => args.ca_names = Some(value("--ca-names")),
+            "--auth-path" => {
+                let v = value("--auth-path");
+                if !v.starts_with('/') {
+                    eprintln!("server-mtls: --auth-path must be a path starting with /, got {:?}", v);
+                    exit(2);
+                }
+                args.auth_path = Some(v);
+            }
             "--port" => {
                 let v = value("--port");
                 args.port = match v.parse::<u16>() {
@@ -162,7 +202,20 @@ fn make_config(args: &Args) -> ServerConfig {
     let verifier: Arc<dyn ClientCertVerifier> = if args.require {
         AllowAnyAuthenticatedClient::new(roots)
     } else {
-        Arc::new(Recording { inner: AllowAnyAuthenticatedClient::new(roots) })
+        let names = args.ca_names.as_deref().map(|path| {
+            if path == "none" {
+                return DistinguishedNames::new();
+            }
+            let mut listed = RootCertStore::empty();
+            for cert in load_certs(path, "ca-names").unwrap_or_else(|e| fail(e)) {
+                if let Err(e) = listed.add(&cert) {
+                    fail(format!("--ca-names {}: webpki cannot read a certificate's subject: {:?}", path, e));
+                }
+            }
+            #[allow(deprecated)]
+            listed.subjects()
+        });
+        Arc::new(Recording { inner: AllowAnyAuthenticatedClient::new(roots), names })
     };
     static TLS12_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
     let versions = match args.tls_max.as_deref() {
@@ -309,6 +362,20 @@ fn main() {
         eprintln!(
             "server-mtls: --crl is not supported: rustls 0.20 and webpki 0.22 have no certificate revocation (CRL) checking"
         );
+        exit(127);
+    }
+    if args.ca_names.is_some() && args.require {
+        eprintln!(
+            "server-mtls: --ca-names is not supported with --require: rustls's AllowAnyAuthenticatedClient names the roots it verifies against (client_auth_root_subjects returns RootCertStore::subjects of that store)"
+        );
+        exit(127);
+    }
+    if args.auth_path.is_some() {
+        match args.tls_max.as_deref() {
+            Some("1.2") => eprintln!("server-mtls: {}", NO_RENEGOTIATION_AUTH),
+            Some(_) => eprintln!("server-mtls: {}", NO_POST_HANDSHAKE_AUTH),
+            None => eprintln!("server-mtls: {}; {}", NO_RENEGOTIATION_AUTH, NO_POST_HANDSHAKE_AUTH),
+        }
         exit(127);
     }
     let config = Arc::new(make_config(&args));
