@@ -259,10 +259,15 @@ class Connection:
     certificate_request_cas: list[str] = field(default_factory=list)
     client_certificate_count: int | None = None
     certificate_verify: bool = False
+    #: A CertificateRequest after the client's Finished: the server asked once the
+    #: handshake was done (TLS 1.3 post-handshake auth, TLS 1.2 renegotiation; decrypted).
+    certificate_request_after_handshake: bool = False
     alerts: list[Alert] = field(default_factory=list)
+    client_finished: bool = field(default=False, repr=False)
 
     def record(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("client_finished")
         data["alerts"] = [a.record() for a in self.alerts]
         return data
 
@@ -382,6 +387,7 @@ def _apply(rows: list[tuple[str, int, int, Any]], connections: dict[str, Connect
         types = _values(layer, "handshake_type")
         if from_server and "13" in types:
             connection.certificate_request = True
+            connection.certificate_request_after_handshake |= connection.client_finished
             connection.certificate_request_cas += [
                 dn_from_showname(s) for s in _values(layer, "handshake_dname", "showname")
             ]
@@ -391,6 +397,8 @@ def _apply(rows: list[tuple[str, int, int, Any]], connections: dict[str, Connect
             connection.client_certificate_count = 0 if total == ["0"] else len(lengths)
         if not from_server and "15" in types:
             connection.certificate_verify = True
+        if not from_server and "20" in types:
+            connection.client_finished = True
         levels = _values(layer, "alert_message_level")
         descriptions = _values(layer, "alert_message_desc")
         for level, description in zip(levels, descriptions, strict=False):
@@ -430,6 +438,7 @@ def as_json(connections: Sequence[Connection]) -> dict[str, Any]:
     """The first connection's summary at the top level, and every connection."""
     first = connections[0].record() if connections else {
         "tls_version": None, "certificate_request": False, "certificate_request_cas": [],
-        "client_certificate_count": None, "certificate_verify": False, "alerts": [],
+        "client_certificate_count": None, "certificate_verify": False,
+        "certificate_request_after_handshake": False, "alerts": [],
     }  # fmt: skip
     return {**first, "connections": [c.record() for c in connections]}

@@ -97,6 +97,8 @@ class Wire:
     ca_names: tuple[str, ...] = ()
     #: How many names the CertificateRequest lists (0: an empty list or no extension).
     ca_names_count: int | None = None
+    #: The server asks for the certificate only after the handshake (--auth-path).
+    certificate_request_after_handshake: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -437,7 +439,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         # have offered (post_handshake_auth). A client that answers is trusted.
         "ok",
         before=(ClientSide(cert=CLIENT_CHAIN, key=CLIENT_KEY, path="/"),),
-        wire=Wire(client_certificate_count=2, certificate_verify=True),
+        wire=Wire(client_certificate_count=2, certificate_verify=True, certificate_request_after_handshake=True),
     ),
     # --- the same bad cases with --require ---
     Scenario(
@@ -613,15 +615,28 @@ def wire_mismatches(
         return []
     problems = []
     want = scenario.wire
-    count = want.client_certificate_count
-    if count is not None and expected == "reported:no-cert":
-        count = 0  # a client that withholds its chain (the cell's expectation says so) sends none
+    # What the client sends is the scenario's where the cell ends as the scenario's default
+    # says; a client that withholds its chain (the cell's expectation says no-cert) sends an
+    # empty Certificate; for any other outcome the client's messages are not asserted.
+    count, verify, after = (
+        want.client_certificate_count,
+        want.certificate_verify,
+        want.certificate_request_after_handshake,
+    )
+    if expected != scenario.default(str(wire.get("tls_version") or ""))[0]:
+        count = 0 if count is not None and expected == "reported:no-cert" else None
+        verify = after = None
     if count is not None and wire.get("client_certificate_count") != count:
         problems.append(
             f"client Certificate message: expected {count} certificate(s), saw {wire.get('client_certificate_count')}"
         )
-    if want.certificate_verify is not None and wire.get("certificate_verify") != want.certificate_verify:
-        problems.append(f"CertificateVerify: expected {want.certificate_verify}, saw {wire.get('certificate_verify')}")
+    if verify is not None and wire.get("certificate_verify") != verify:
+        problems.append(f"CertificateVerify: expected {verify}, saw {wire.get('certificate_verify')}")
+    if after is not None and bool(wire.get("certificate_request_after_handshake")) != after:
+        problems.append(
+            "the server should ask for the certificate after the handshake (a CertificateRequest after the "
+            f"client's Finished); saw certificate_request_after_handshake={wire.get('certificate_request_after_handshake')}"
+        )
     listed = [str(name) for name in wire.get("certificate_request_cas") or []]
     for name in want.ca_names if ca_names else ():
         if not any(name in dn for dn in listed):

@@ -251,3 +251,24 @@ def test_ca_names_wire_shows_the_names_and_what_the_client_did() -> None:
     assert wire_mismatches(none, "ok", sent)
     # A server whose CertificateRequest names no CA by design is not asked for names.
     assert wire_mismatches(mismatch, "ok", {"client_certificate_count": 2}, ca_names=False) == []
+
+
+def test_per_path_wire_asks_after_the_handshake_only_where_the_client_answered() -> None:
+    per_path = BY_ID["per-path-client-auth"]
+    answered = {
+        "tls_version": "1.3",
+        "client_certificate_count": 2,
+        "certificate_verify": True,
+        "certificate_request_after_handshake": True,
+    }
+    assert wire_mismatches(per_path, "ok", answered) == []
+    in_handshake = {**answered, "certificate_request_after_handshake": False}
+    assert any("after the handshake" in p for p in wire_mismatches(per_path, "ok", in_handshake))
+    # A client that cannot answer (no post_handshake_auth): its messages are not asserted.
+    refused = {"tls_version": "1.3", "client_certificate_count": None, "certificate_verify": False}
+    assert wire_mismatches(per_path, "server-rejected:http-403", refused) == []
+    # A TLS 1.2 default that differs by version keeps its own assertions.
+    require = BY_ID["require-no-client-cert"]
+    sent = {"tls_version": "1.2", "client_certificate_count": 2, "certificate_verify": True, "alerts": []}
+    problems = wire_mismatches(require, "server-rejected:handshake_failure", sent)
+    assert any("0 certificate" in p for p in problems)
