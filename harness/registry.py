@@ -549,8 +549,9 @@ class Registry:
         """Why a capture cannot show what ``cell``'s scenario asserts on the wire, or None:
         a TLS 1.3 handshake without the client's key log (``keylog``), or a rejected one
         of a client that has its key log only for handshakes it completes
-        (``keylog-on-failure``)."""
-        if cell.tls != "1.3":
+        (``keylog-on-failure``). A TLS 1.2 renegotiation (``--auth-path``) is encrypted
+        under the first handshake's keys, so it too needs the key log."""
+        if cell.tls != "1.3" and not cell.scenario.server.auth_path:
             return None
         unsupported = self.client(cell.client).unsupported
         if "keylog" in unsupported:

@@ -5,7 +5,10 @@ CertificateRequest and the client answered with a Certificate message holding ze
 certificates. These cells run with the capture sidecar and assert that, in TLS 1.2
 (cleartext) and TLS 1.3 (decrypted with the client's key log), for every server and
 client, plus the trusted client's two certificates, the CA names of the
-CertificateRequest, and the alert (or its absence) of each require-mode rejection.
+CertificateRequest, and the alert (or its absence) of each require-mode rejection; and,
+for every client, the production scenarios whose point is on the wire: the names a
+CertificateRequest lists (one unrelated CA, or none) and whether the client sent its
+chain anyway, and a certificate asked for only after the handshake (--auth-path).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from harness.pytest_plugin import Session
 
 pytestmark = [pytest.mark.docker, pytest.mark.pcap]
 
-ALL_CLIENTS = ("no-client-cert", "trusted-client")
+ALL_CLIENTS = ("no-client-cert", "trusted-client", "ca-names-mismatch", "no-ca-names", "per-path-client-auth")
 CURL_ONLY = (
     "trusted-ca-no-client-cert",
     "require-no-client-cert",

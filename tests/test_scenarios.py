@@ -231,7 +231,10 @@ def test_a_scenario_of_several_requests_is_judged_like_its_last_request() -> Non
 
 def test_ca_names_wire_shows_the_names_and_what_the_client_did() -> None:
     mismatch = BY_ID["ca-names-mismatch"]
-    listed = {"certificate_request_cas": ["CN=mtls-harness Unrelated PKI Root CA,O=mtls-harness Unrelated PKI"]}
+    listed = {
+        "certificate_request": True,
+        "certificate_request_cas": ["CN=mtls-harness Unrelated PKI Root CA,O=mtls-harness Unrelated PKI"],
+    }
     sent = {"client_certificate_count": 2, **listed}
     withheld = {"client_certificate_count": 0, **listed}
     assert wire_mismatches(mismatch, "ok", sent) == []
@@ -272,3 +275,12 @@ def test_per_path_wire_asks_after_the_handshake_only_where_the_client_answered()
     sent = {"tls_version": "1.2", "client_certificate_count": 2, "certificate_verify": True, "alerts": []}
     problems = wire_mismatches(require, "server-rejected:handshake_failure", sent)
     assert any("0 certificate" in p for p in problems)
+
+
+def test_no_certificate_shows_an_empty_certificate_only_where_the_server_asked() -> None:
+    per_path = BY_ID["per-path-client-auth"]
+    not_asked = {"tls_version": "1.3", "certificate_request": False, "client_certificate_count": None}
+    assert wire_mismatches(per_path, "reported:no-cert", not_asked) == []
+    mismatch = BY_ID["ca-names-mismatch"]
+    asked = {"tls_version": "1.3", "certificate_request": True, "client_certificate_count": 2}
+    assert wire_mismatches(mismatch, "reported:no-cert", asked)

@@ -304,6 +304,8 @@ def renegotiate_for_certificate(
             conn.recv(1, socket.MSG_PEEK)
             break  # application data instead of a new handshake: answer with what there is
         except SSL.WantReadError:
+            if not conn.renegotiate_pending():
+                break  # that read finished the client's new handshake: nothing else to wait for
             wait_for: tuple[list[socket.socket], list[socket.socket]] = ([sock], [])
         except SSL.WantWriteError:
             wait_for = ([], [sock])
