@@ -636,10 +636,10 @@ def wire_mismatches(
     if verify is not None and wire.get("certificate_verify") != verify:
         problems.append(f"CertificateVerify: expected {verify}, saw {wire.get('certificate_verify')}")
     if after is not None and bool(wire.get("certificate_request_after_handshake")) != after:
-        seen = wire.get("certificate_request_after_handshake")
+        asked_after = wire.get("certificate_request_after_handshake")
         problems.append(
             "the server should ask for the certificate after the handshake (a CertificateRequest after the "
-            f"client's Finished); saw certificate_request_after_handshake={seen}"
+            f"client's Finished); saw certificate_request_after_handshake={asked_after}"
         )
     listed = [str(name) for name in wire.get("certificate_request_cas") or []]
     for name in want.ca_names if ca_names else ():
