@@ -257,6 +257,8 @@ class Connection:
     tls_version: str | None = None
     certificate_request: bool = False
     certificate_request_cas: list[str] = field(default_factory=list)
+    #: The largest CertificateRequest's handshake length, in bytes (its 3-byte length field).
+    certificate_request_bytes: int | None = None
     client_certificate_count: int | None = None
     certificate_verify: bool = False
     #: A CertificateRequest after the client's Finished: the server asked once the
@@ -332,7 +334,8 @@ def summarize(pcap: Path, keylog: Path | None = None) -> list[Connection]:
 #: time an inspection takes.
 _KEPT_FIELDS = {
     b"tcp.stream", b"tcp.srcport", b"tcp.dstport",
-    b"tls.handshake.type", b"tls.handshake.version", b"tls.handshake.extensions.supported_version",
+    b"tls.handshake.type", b"tls.handshake.length", b"tls.handshake.version",
+    b"tls.handshake.extensions.supported_version",
     b"tls.handshake.certificates_length", b"tls.handshake.certificate_length", b"tls.handshake.dname",
     b"tls.alert_message.level", b"tls.alert_message.desc",
 }  # fmt: skip
@@ -388,6 +391,9 @@ def _apply(rows: list[tuple[str, int, int, Any]], connections: dict[str, Connect
         if from_server and "13" in types:
             connection.certificate_request = True
             connection.certificate_request_after_handshake |= connection.client_finished
+            for kind, length in zip(types, _values(layer, "handshake_length"), strict=False):
+                if kind == "13" and length.isdigit():
+                    connection.certificate_request_bytes = max(connection.certificate_request_bytes or 0, int(length))
             connection.certificate_request_cas += [
                 dn_from_showname(s) for s in _values(layer, "handshake_dname", "showname")
             ]
@@ -419,8 +425,9 @@ def describe(connections: Sequence[Connection]) -> str:
     for n, c in enumerate(connections, 1):
         lines.append(f"connection {n}: client port {c.client_port} -> server port {c.server_port}, TLS {c.tls_version}")
         request = "yes" if c.certificate_request else "no"
+        size = f", {c.certificate_request_bytes} bytes" if c.certificate_request_bytes is not None else ""
         lines.append(
-            f"  CertificateRequest: {request}"
+            f"  CertificateRequest: {request}{size}"
             + (f" (CAs: {'; '.join(c.certificate_request_cas)})" if c.certificate_request_cas else "")
         )
         count = (
@@ -438,6 +445,7 @@ def as_json(connections: Sequence[Connection]) -> dict[str, Any]:
     """The first connection's summary at the top level, and every connection."""
     first = connections[0].record() if connections else {
         "tls_version": None, "certificate_request": False, "certificate_request_cas": [],
+        "certificate_request_bytes": None,
         "client_certificate_count": None, "certificate_verify": False,
         "certificate_request_after_handshake": False, "alerts": [],
     }  # fmt: skip

@@ -99,6 +99,9 @@ class Wire:
     ca_names_count: int | None = None
     #: The server asks for the certificate only after the handshake (--auth-path).
     certificate_request_after_handshake: bool | None = None
+    #: The least size of a CertificateRequest a client could not read (its expectation
+    #: says ``client-error:decode-error`` or ``message-too-large``): the list the server sent.
+    unreadable_request_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -415,6 +418,8 @@ CATALOGUE: tuple[Scenario, ...] = (
         # §4.2.4): the list cannot be sent. OpenSSL 3.0's construct_ca_names fails its
         # WPACKET length and the handshake ends with internal_error (ssl/statem/statem_lib.c).
         "server-rejected:internal_error",
+        # Where a server sends it anyway (a truncated length) the capture shows its size.
+        wire=Wire(unreadable_request_bytes=65536),
     ),
     Scenario(
         "intermediate-cache",
@@ -641,6 +646,14 @@ def wire_mismatches(
             "the server should ask for the certificate after the handshake (a CertificateRequest after the "
             f"client's Finished); saw certificate_request_after_handshake={asked_after}"
         )
+    unreadable = expected in ("client-error:decode-error", "client-error:message-too-large")
+    if want.unreadable_request_bytes is not None and unreadable and wire.get("certificate_request"):
+        size = wire.get("certificate_request_bytes") or 0
+        if size < want.unreadable_request_bytes:
+            problems.append(
+                f"the CertificateRequest the client could not read should be at least "
+                f"{want.unreadable_request_bytes} bytes; it was {size}"
+            )
     listed = [str(name) for name in wire.get("certificate_request_cas") or []]
     for name in want.ca_names if ca_names else ():
         if not any(name in dn for dn in listed):

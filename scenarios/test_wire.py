@@ -8,7 +8,8 @@ client, plus the trusted client's two certificates, the CA names of the
 CertificateRequest, and the alert (or its absence) of each require-mode rejection; and,
 for every client, the production scenarios whose point is on the wire: the names a
 CertificateRequest lists (one unrelated CA, or none) and whether the client sent its
-chain anyway, and a certificate asked for only after the handshake (--auth-path).
+chain anyway, and a certificate asked for only after the handshake (--auth-path); and,
+with curl, the size of a CertificateRequest too large for its length fields.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ CURL_ONLY = (
     "require-no-client-cert",
     "require-untrusted-client-ca",
     "require-expired-client-cert",
+    "huge-ca-list",
 )
 REGISTRY = registry.default()
 CELLS = [

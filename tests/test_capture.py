@@ -224,3 +224,21 @@ def test_a_client_port_another_protocol_registered_is_still_tls() -> None:
     (conn,) = capture.summarize(PCAPS / "tls13-client-port-57000.pcapng")
     assert (conn.client_port, conn.server_port, conn.tls_version) == (57000, 10042, "1.3")
     assert conn.client_certificate_count == 0
+
+
+@needs_tshark
+def test_a_certificate_request_too_large_for_its_lengths_shows_its_size() -> None:
+    """Captured from the matrix (huge-ca-list, NSS's TLS 1.2 server, curl): NSS wrote the
+    95 KB list of 601 CA names with a 16-bit length; the capture shows the message's size."""
+    from harness.scenarios import BY_ID, wire_mismatches
+
+    (conn,) = capture.summarize(PCAPS / "tls12-huge-ca-list-nss.pcap")
+    assert conn.tls_version == "1.2" and conn.certificate_request
+    assert conn.certificate_request_bytes == 95518
+    record = conn.record()
+    assert wire_mismatches(BY_ID["huge-ca-list"], "client-error:decode-error", record) == []
+    small = {**record, "certificate_request_bytes": 4096}
+    assert any(
+        "at least 65536 bytes" in p for p in wire_mismatches(BY_ID["huge-ca-list"], "client-error:decode-error", small)
+    )
+    assert "95518 bytes" in capture.describe([conn])
