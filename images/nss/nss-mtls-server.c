@@ -575,16 +575,15 @@ static void parse_args(int argc, char **argv)
 	}
 }
 
-/* Every "X509 CRL" block of a PEM file, into NSS's CRL cache. */
-static void cache_crls(const char *path)
+/* The whole file named by --FLAG, NUL-terminated, or a one-line error and exit 2. */
+static char *read_text(const char *path, const char *flag)
 {
 	FILE *f = fopen(path, "rb");
-	char *text, *p;
+	char *text;
 	long size;
-	int count = 0;
 
 	if (f == NULL) {
-		fprintf(stderr, "nss-mtls-server: cannot read --crl %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "nss-mtls-server: cannot read --%s %s: %s\n", flag, path, strerror(errno));
 		exit(2);
 	}
 	fseek(f, 0, SEEK_END);
@@ -592,11 +591,19 @@ static void cache_crls(const char *path)
 	fseek(f, 0, SEEK_SET);
 	text = malloc(size + 1);
 	if (text == NULL || fread(text, 1, size, f) != (size_t)size) {
-		fprintf(stderr, "nss-mtls-server: cannot read --crl %s\n", path);
+		fprintf(stderr, "nss-mtls-server: cannot read --%s %s\n", flag, path);
 		exit(2);
 	}
 	text[size] = '\0';
 	fclose(f);
+	return text;
+}
+
+/* Every "X509 CRL" block of a PEM file, into NSS's CRL cache. */
+static void cache_crls(const char *path)
+{
+	char *text = read_text(path, "crl"), *p;
+	int count = 0;
 
 	for (p = text; (p = strstr(p, "-----BEGIN X509 CRL-----")) != NULL;) {
 		char *start = p + strlen("-----BEGIN X509 CRL-----");
@@ -629,30 +636,14 @@ static void cache_crls(const char *path)
 static CERTCertList *load_ca_names(const char *path)
 {
 	CERTCertList *list = CERT_NewCertList();
-	FILE *f;
 	char *text, *p;
-	long size;
 	int count = 0;
 
 	if (list == NULL)
 		die("CERT_NewCertList");
 	if (strcmp(path, "none") == 0)
 		return list;
-	f = fopen(path, "rb");
-	if (f == NULL) {
-		fprintf(stderr, "nss-mtls-server: cannot read --ca-names %s: %s\n", path, strerror(errno));
-		exit(2);
-	}
-	fseek(f, 0, SEEK_END);
-	size = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	text = malloc(size + 1);
-	if (text == NULL || fread(text, 1, size, f) != (size_t)size) {
-		fprintf(stderr, "nss-mtls-server: cannot read --ca-names %s\n", path);
-		exit(2);
-	}
-	text[size] = '\0';
-	fclose(f);
+	text = read_text(path, "ca-names");
 
 	for (p = text; (p = strstr(p, "-----BEGIN CERTIFICATE-----")) != NULL;) {
 		char *start = p + strlen("-----BEGIN CERTIFICATE-----");

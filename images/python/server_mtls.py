@@ -219,19 +219,23 @@ def verify_callback(require: bool) -> Callable[[SSL.Connection, crypto.X509, int
     return callback
 
 
+def wait(sock: socket.socket, deadline: float, readable: bool) -> None:
+    """Until ``sock`` is readable (or writable), or the connection's deadline has passed."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("client too slow")
+    select.select([sock] if readable else [], [] if readable else [sock], [], remaining)
+
+
 def retry(conn: SSL.Connection, sock: socket.socket, deadline: float, action: Callable[[], T]) -> T:
     """Run a pyOpenSSL call on a non-blocking socket until it completes or times out."""
     while True:
         try:
             return action()
         except SSL.WantReadError:
-            wait_for = ([sock], [])
+            wait(sock, deadline, readable=True)
         except SSL.WantWriteError:
-            wait_for = ([], [sock])
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("client too slow")
-        select.select(wait_for[0], wait_for[1], [], remaining)
+            wait(sock, deadline, readable=False)
 
 
 def linger_close(sock: socket.socket, deadline: float) -> None:
@@ -306,13 +310,9 @@ def renegotiate_for_certificate(
         except SSL.WantReadError:
             if not conn.renegotiate_pending():
                 break  # that read finished the client's new handshake: nothing else to wait for
-            wait_for: tuple[list[socket.socket], list[socket.socket]] = ([sock], [])
+            wait(sock, deadline, readable=True)
         except SSL.WantWriteError:
-            wait_for = ([], [sock])
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("client too slow")
-        select.select(wait_for[0], wait_for[1], [], remaining)
+            wait(sock, deadline, readable=False)
 
 
 def serve_connection(ctx: SSL.Context, sock: socket.socket, args: argparse.Namespace) -> None:
