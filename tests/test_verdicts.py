@@ -122,3 +122,30 @@ def test_the_deciding_rule_is_named() -> None:
     decision = decide(Evidence(1, "", stderr), NODE, SERVER)
     assert decision.verdict == "server-rejected:certificate_required"
     assert "rulesets/openssl.toml alerts" in decision.rule
+
+
+# What Go 1.19.8's net/http returns when the server's close races its own readLoop
+# (transport.go readLoopPeekFailLocked): the texts come from that source, the request-mtls
+# program names a plain errors.New value "error". Issue 23 saw the first in a real run.
+@pytest.mark.parametrize(
+    ("message", "verdict"),
+    [
+        ("http: server closed idle connection", "server-rejected:closed"),
+        (
+            "readLoopPeekFailLocked: read tcp 127.0.0.1:40312->127.0.0.1:9443: read: connection reset by peer",
+            "server-rejected:closed",
+        ),
+        ("readLoopPeekFailLocked: remote error: tls: certificate required", "server-rejected:certificate_required"),
+        ("readLoopPeekFailLocked: remote error: tls: unknown certificate authority", "server-rejected:unknown_ca"),
+    ],
+)
+def test_go_transports_own_race_on_a_servers_close_reads_as_that_close(message: str, verdict: str) -> None:
+    go = REGISTRY.client("go")
+    stderr = f"   Error Code: error\nError Message: {message}\n"
+    assert decide(Evidence(1, "", stderr), go, SERVER).verdict == verdict
+
+
+def test_an_output_no_rule_knows_is_unmapped_and_fails_its_cell() -> None:
+    go = REGISTRY.client("go")
+    decision = decide(Evidence(1, "", "   Error Code: error\nError Message: something new\n"), go, SERVER)
+    assert decision.verdict == "client-error:unmapped"
