@@ -143,7 +143,16 @@ class CellResult:
     def passed(self) -> bool:
         if self.refused:
             return self.observed == "unsupported"  # the server said, at start, that it cannot
-        return self.observed == self.expected and self.native_ok and not self.wire_problems
+        if self.wire_problems:
+            return False
+        if self.observed == self.expected:
+            return self.native_ok
+        return self.observed in self.cell.expected.also  # the stack's own race, declared with its rule
+
+    @property
+    def racy(self) -> bool:
+        """The stack's manifest declares a race for this cell (SPEC §14): it may end in more than one verdict."""
+        return bool(self.cell.expected.also)
 
     @property
     def status(self) -> str:
@@ -154,6 +163,8 @@ class CellResult:
     def explain(self) -> str:
         """Expected vs observed, the native words, the raw evidence and where the artefacts are."""
         expected = self.expected + (f" ({self.expected_native})" if self.expected_native else "")
+        if self.racy:
+            expected += " or " + " or ".join(self.cell.expected.also) + " (a race of the stack's)"
         lines = [
             f"{self.cell.id}: expected {expected}, observed {self.observed}"
             + (f" ({self.native})" if self.native else ""),
@@ -192,6 +203,7 @@ class CellResult:
             "tls": self.cell.tls,
             "expected": self.expected,
             "expected_native": self.expected_native,
+            **({"racy": list(self.cell.expected.also)} if self.racy else {}),
             "observed": self.observed,
             "native": self.native,
             "passed": self.passed,

@@ -198,6 +198,8 @@ class Expectation:
     peer: tuple[str, ...] | None = None  # the other side's implementations (manifest: a name or a list)
     native: str | None = None
     wire: str | None = None  # what the capture shows instead of the scenario's wire (WIRE_OVERRIDES)
+    # A race inside the stack (SPEC §14): the other verdicts it can end in; the rule says why.
+    also: tuple[str, ...] = ()
 
     def matches(self, scenario: str, tls: str, peer: str) -> bool:
         return (
@@ -376,7 +378,9 @@ def _expectations(entries: object, origin: str, roles: tuple[str, ...]) -> tuple
         where = f"{origin}[{index}]"
         if not isinstance(entry, dict):
             raise ManifestError(f"{where}: an expectation is a table")
-        _check_keys(entry, {"scenario", "role", "tls", "peer", "verdict", "native", "rule", "source", "wire"}, where)
+        _check_keys(
+            entry, {"scenario", "role", "tls", "peer", "verdict", "native", "rule", "source", "wire", "also"}, where
+        )
         wire = entry.get("wire")
         if wire is not None and wire not in WIRE_OVERRIDES:
             raise ManifestError(f"{where}: wire must be one of {', '.join(WIRE_OVERRIDES)}")
@@ -399,6 +403,7 @@ def _expectations(entries: object, origin: str, roles: tuple[str, ...]) -> tuple
             raise ManifestError(f"{where}: peer is an implementation's name or a list of them")
         verdict = _str(entry, "verdict", where)
         check_verdict(verdict, where)
+        also = _also(entry.get("also"), verdict, where)
         rule = _str(entry, "rule", where)
         source = _str(entry, "source", where)
         found.append(
@@ -413,9 +418,27 @@ def _expectations(entries: object, origin: str, roles: tuple[str, ...]) -> tuple
                 tuple(peer) if peer is not None else None,
                 entry.get("native"),
                 wire,
+                also,
             )
         )
     return tuple(found)
+
+
+def _also(value: object, verdict: str, where: str) -> tuple[str, ...]:
+    """``also``: the other verdicts a race inside the stack can end in (SPEC §14, "Races as
+    data"). Never the expected verdict itself, never ``timeout`` (a harness's limit is no
+    race of the stack's), and the rule must say which race it is."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ManifestError(f"{where}.also: a list of the other verdicts the stack's own race can end in")
+    for each in value:
+        check_verdict(each, f"{where}.also")
+        if each == verdict or each in ("timeout", "unsupported") or each.startswith("harness-error"):
+            raise ManifestError(f"{where}.also: {each!r} cannot be a race's other outcome")
+    if len(set(value)) != len(value):
+        raise ManifestError(f"{where}.also: a verdict listed twice")
+    return tuple(value)
 
 
 def load_manifest(path: Path, builtin: bool = True) -> Impl:
@@ -479,6 +502,12 @@ class Expected:
     source: str = ""
     wire: str | None = None
     by: str = ""  # the implementation whose manifest says so ("" for the catalogue's default)
+    also: tuple[str, ...] = ()  # a race inside the stack: the other verdicts it can end in
+
+    @property
+    def verdicts(self) -> tuple[str, ...]:
+        """Every verdict the cell may end in: the expected one first."""
+        return (self.verdict, *self.also)
 
 
 def _precedence(expectation: Expectation) -> tuple[bool, bool]:
@@ -602,7 +631,7 @@ class Registry:
         if candidates:
             chosen = sorted(candidates, key=_precedence)[0]
             by = server if chosen.role == "server" else client
-            return Expected(chosen.verdict, chosen.native, chosen.rule, chosen.source, chosen.wire, by)
+            return Expected(chosen.verdict, chosen.native, chosen.rule, chosen.source, chosen.wire, by, chosen.also)
         verdict, reason = scenario.default(tls)
         native = None
         names = self.server(server).native_names

@@ -231,6 +231,10 @@ def _cell_html(record: dict[str, Any], base: Path) -> str:
     native = f"<div>native: <code>{_esc(record['native'])}</code></div>" if record.get("native") else ""
     if record.get("expected_native"):
         native += f"<div>expected native: <code>{_esc(record['expected_native'])}</code></div>"
+    racy = ""
+    if record.get("racy"):
+        # A race inside the stack, declared with its rule (SPEC §14): any of these passes.
+        racy = " or " + " or ".join(f"<code>{_esc(v)}</code>" for v in record["racy"]) + " (racy: the stack's own race)"
     wire = record.get("wire")
     wire_html = ""
     if wire:
@@ -241,9 +245,9 @@ def _cell_html(record: dict[str, Any], base: Path) -> str:
         )
     return (
         f'<td class="{state}" data-client="{_esc(record["client"])}" data-cell="{_esc(record["id"])}">'
-        f'<span class="verdict">{"✓" if record["passed"] else "✗"} {_esc(observed)}</span>'
+        f'<span class="verdict">{"✓" if record["passed"] else "✗"} {_esc(observed)}{" ~" if racy else ""}</span>'
         f"<details><summary>details</summary>"
-        f"<div>expected: <code>{_esc(record['expected'])}</code></div>"
+        f"<div>expected: <code>{_esc(record['expected'])}</code>{racy}</div>"
         f"<div>observed: <code>{_esc(observed)}</code></div>{native}{reason}{wire_html}"
         f"<div>client: <code>{_esc(record.get('command', ''))}</code> (exit {_esc(record.get('exit_code'))})</div>"
         f"<div>{links}</div></details></td>"
@@ -270,7 +274,8 @@ def differences(document: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         role = "server" if by == cell["server"] else "client"
         peer = cell["client"] if role == "server" else cell["server"]
-        key = (str(cell["scenario"]), str(by), role, str(cell["expected"]), str(cell.get("reason") or ""))
+        verdict = " or ".join([str(cell["expected"]), *cell.get("racy", [])])
+        key = (str(cell["scenario"]), str(by), role, verdict, str(cell.get("reason") or ""))
         entry = found.setdefault(
             key,
             {

@@ -240,3 +240,49 @@ def test_a_scenario_like_another_takes_its_expectations_unless_named(tmp_path: P
     found = registry.load(folder=tmp_path)
     assert found.expectation("toy", "toy", cache, "1.2").verdict == "reported:untrusted"
     assert found.expectation("toy", "toy", BY_ID["leaf-without-intermediate"], "1.2").verdict == "reported:no-cert"
+
+
+def test_a_race_of_the_stacks_own_is_data_the_cell_passes_on_either_outcome(tmp_path: Path) -> None:
+    """SPEC §14: an [[expect]] may list (``also``) the other verdicts a race inside the stack
+    can end in; the cell passes on any of them, and says it is racy."""
+    from harness.matrix import CellResult
+
+    racy = (
+        '[[expect]]\nscenario = "require-no-client-cert"\nrole = "server"\n'
+        'verdict = "server-rejected:closed"\nalso = ["server-rejected:decode_error"]\n'
+        'rule = "its handshake is entered twice"\nsource = "https://example.invalid/toy/src/hs.c#L7"\n'
+    )
+    write_impl(tmp_path, "toy", TOY_SERVER + racy)
+    found = registry.load(folder=tmp_path)
+    cell = next(c for c in plan(found) if c.id == "toy-server--toy-client--require-no-client-cert--tls1.2")
+    assert cell.expected.verdicts == ("server-rejected:closed", "server-rejected:decode_error")
+    for observed in cell.expected.verdicts:
+        result = CellResult(cell, observed)
+        assert result.passed and result.racy
+        assert result.record()["racy"] == ["server-rejected:decode_error"]
+    assert not CellResult(cell, "server-rejected:certificate_required").passed
+    assert "or server-rejected:decode_error (a race of the stack's)" in CellResult(cell, "ok").explain()
+    # A cell with no race declared is not racy, and its record says nothing of it.
+    plain = next(c for c in plan(found) if c.id == "toy-server--toy-client--trusted-client--tls1.2")
+    assert not CellResult(plain, "ok").racy and "racy" not in CellResult(plain, "ok").record()
+
+
+@pytest.mark.parametrize(
+    ("also", "problem"),
+    [
+        ('"server-rejected:decode_error"', "a list"),
+        ('["server-rejected:closed"]', "cannot be a race's other outcome"),  # the expected one itself
+        ('["timeout"]', "cannot be a race's other outcome"),  # a limit of ours is no race of the stack's
+        ('["no-such-verdict"]', "not a verdict"),
+        ('["ok", "ok"]', "listed twice"),
+    ],
+)
+def test_a_declared_race_names_real_other_verdicts(tmp_path: Path, also: str, problem: str) -> None:
+    racy = (
+        '[[expect]]\nscenario = "require-no-client-cert"\nrole = "server"\n'
+        f'verdict = "server-rejected:closed"\nalso = {also}\n'
+        'rule = "r"\nsource = "https://example.invalid/toy/src/hs.c#L7"\n'
+    )
+    write_impl(tmp_path, "toy", TOY_SERVER + racy)
+    with pytest.raises(ManifestError, match=re.escape(problem)):
+        registry.load(folder=tmp_path)

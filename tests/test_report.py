@@ -316,3 +316,22 @@ def test_a_stack_name_is_never_split_across_lines() -> None:
         lines = report.scenario_lines(document(*cells), width=width)
         words = {w.strip(",") for line in lines[2:] for w in line.split()}
         assert set(names) <= words, (width, lines)
+
+
+def test_a_racy_cell_shows_every_verdict_its_stack_can_end_in() -> None:
+    racy = record(
+        "nss",
+        "java",
+        "require-no-client-cert",
+        "1.3",
+        "server-rejected:closed",
+        "server-rejected:certificate_required",
+        reason="a race between the two stacks",
+        source="https://example.invalid/ssl3con.c#L2827",
+    )
+    racy.update({"racy": ["server-rejected:closed"], "passed": True, "status": "passed", "expected_by": "nss"})
+    page = report.render_html(document(racy), Path("/run/out"))
+    assert "or <code>server-rejected:closed</code> (racy: the stack's own race)" in page
+    assert "✓ server-rejected:closed ~" in page
+    (entry,) = report.differences(document(racy))
+    assert entry["verdict"] == "server-rejected:certificate_required or server-rejected:closed"
