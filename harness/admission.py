@@ -172,6 +172,7 @@ def describe(found: Registry, versions: dict[str, str]) -> dict[str, dict[str, A
             "folder": str(impl.folder),
             "unsupported": impl.unsupported(),
             "differences": len(impl.expectations),
+            "settings": [setting.record() for setting in impl.settings],
         }
         for impl in found.impls
     }

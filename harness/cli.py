@@ -119,6 +119,10 @@ def cmd_impls(args: argparse.Namespace) -> int:
         print(f"    image:   {row['image']}{'' if row['builtin'] else '  (from ' + row['folder'] + ')'}")
         for what, why in row["unsupported"].items():
             print(f"    no {what}: {why}")
+        for setting in row["settings"]:
+            needed = f"; only for {', '.join(setting['needed_by'])}" if setting.get("needed_by") else ""
+            print(f"    setting ({setting['role']}): {setting['what']} -- {setting['why']}{needed}")
+            print(f"        verdicts it changes: {setting['verdicts']}; source: {setting['source']}")
         if row["differences"]:
             print(f"    differs from the catalogue in {row['differences']} expectation(s) (mtls-harness scenarios)")
     return 0

@@ -371,6 +371,7 @@ def describe(
             "version": versions.get(name, "unknown"),
             "builtin": impl.builtin,
             "unsupported": impl.unsupported(),
+            "settings": [setting.record() for setting in impl.settings],
         }
     return described
 

@@ -210,6 +210,31 @@ class Expectation:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """A setting the wrapper makes beyond the stack's own mTLS example or defaults (SPEC §14,
+    "Settings declared"): what it is, why the wrapper makes it, and where the stack documents
+    it. ``needed_by``: the scenarios that need it (it is made only for them); ``verdicts``:
+    what it changes in the matrix, or "none"."""
+
+    role: str
+    what: str
+    why: str
+    source: str
+    verdicts: str = "none"
+    needed_by: tuple[str, ...] = ()
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "what": self.what,
+            "why": self.why,
+            "source": self.source,
+            "verdicts": self.verdicts,
+            **({"needed_by": list(self.needed_by)} if self.needed_by else {}),
+        }
+
+
+@dataclass(frozen=True)
 class Impl:
     name: str
     folder: Path
@@ -223,6 +248,7 @@ class Impl:
     client: ClientSpec | None
     expectations: tuple[Expectation, ...]
     builtin: bool = True
+    settings: tuple[Setting, ...] = ()
 
     @property
     def recorded_dir(self) -> Path:
@@ -452,7 +478,9 @@ def load_manifest(path: Path, builtin: bool = True) -> Impl:
         raise ManifestError(f"{path}: {exc}") from exc
     origin = str(path)
     _check_keys(
-        doc, {"name", "stack", "summary", "roles", "image", "build", "version", "server", "client", "expect"}, origin
+        doc,
+        {"name", "stack", "summary", "roles", "image", "build", "version", "server", "client", "expect", "settings"},
+        origin,
     )
     name = _str(doc, "name", origin)
     if not _NAME.match(name):
@@ -486,7 +514,38 @@ def load_manifest(path: Path, builtin: bool = True) -> Impl:
         client=_client(doc.get("client", {}), f"{origin} [client]") if "client" in roles else None,
         expectations=_expectations(doc.get("expect"), f"{origin} [[expect]]", tuple(r for r in ROLES if r in roles)),
         builtin=builtin,
+        settings=_settings(doc.get("settings"), f"{origin} [[settings]]", tuple(r for r in ROLES if r in roles)),
     )
+
+
+def _settings(entries: object, origin: str, roles: tuple[str, ...]) -> tuple[Setting, ...]:
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        raise ManifestError(f"{origin}: settings is a list of [[settings]] tables")
+    found = []
+    for index, entry in enumerate(entries):
+        where = f"{origin}[{index}]"
+        if not isinstance(entry, dict):
+            raise ManifestError(f"{where}: a setting is a table")
+        _check_keys(entry, {"role", "what", "why", "source", "verdicts", "needed_by"}, where)
+        role = entry.get("role")
+        if role not in roles:
+            raise ManifestError(f"{where}: role must be one of this implementation's roles ({', '.join(roles)})")
+        needed = entry.get("needed_by", [])
+        if not isinstance(needed, list) or not all(isinstance(n, str) and n in BY_ID for n in needed):
+            raise ManifestError(f"{where}: needed_by is a list of scenario ids of the catalogue")
+        found.append(
+            Setting(
+                role,
+                _str(entry, "what", where),
+                _str(entry, "why", where),
+                _str(entry, "source", where),
+                _str(entry, "verdicts", where, "none") or "none",
+                tuple(needed),
+            )
+        )
+    return tuple(found)
 
 
 # --- the registry ---------------------------------------------------------------------

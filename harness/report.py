@@ -356,6 +356,31 @@ def _differences_html(document: dict[str, Any]) -> str:
     )
 
 
+def _settings_html(run: dict[str, Any]) -> str:
+    """What each wrapper sets beyond its stack's own mTLS example or defaults (SPEC §14)."""
+    rows = []
+    for name, impl in sorted((run.get("implementations") or {}).items()):
+        for setting in impl.get("settings") or []:
+            needed = setting.get("needed_by") or []
+            only = f'<div class="caption">only for {_esc(", ".join(needed))}</div>' if needed else ""
+            rows.append(
+                f"<tr><td>{_esc(name)} as {_esc(setting['role'])}</td>"
+                f"<td><code>{_esc(setting['what'])}</code>{only}</td>"
+                f'<td>{_esc(setting["why"])}<div class="caption">source: {_esc(setting["source"])}</div></td>'
+                f"<td>{_esc(setting['verdicts'])}</td></tr>"
+            )
+    if not rows:
+        return ""
+    return (
+        '<section id="settings"><h2>Settings beyond the stacks\' defaults</h2>'
+        '<div class="caption">What a wrapper sets that the stack\'s own mTLS example or defaults would not, '
+        "and which verdicts that changes; where it would change one, the matrix shows the default's verdict "
+        "unless the scenario needs the setting.</div>"
+        '<table class="grid diff"><thead><tr><th>stack</th><th>setting</th><th>why</th><th>verdicts it changes</th>'
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
+    )
+
+
 def render_html(document: dict[str, Any], base: Path) -> str:
     """The static report: a grid per scenario x TLS version, filters, links, metadata."""
     run = document.get("run", {})
@@ -406,7 +431,7 @@ def render_html(document: dict[str, Any], base: Path) -> str:
         "<meta name=viewport content='width=device-width, initial-scale=1'>"
         f"<title>mtls-harness report {_esc(run.get('run_id', ''))}</title><style>{_CSS}</style></head><body>"
         f"<h1>mtls-harness matrix</h1><div class=summary>{_esc(summary_line(document))}</div>"
-        f'<div class="meta">{meta}</div>{_differences_html(document)}<h2>Every cell</h2>'
+        f'<div class="meta">{meta}</div>{_settings_html(run)}{_differences_html(document)}<h2>Every cell</h2>'
         f'<div class="filters">{filters}</div>'
         f"{''.join(sections)}<script>{_JS}</script></body></html>\n"
     )

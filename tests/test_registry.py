@@ -286,3 +286,29 @@ def test_a_declared_race_names_real_other_verdicts(tmp_path: Path, also: str, pr
     write_impl(tmp_path, "toy", TOY_SERVER + racy)
     with pytest.raises(ManifestError, match=re.escape(problem)):
         registry.load(folder=tmp_path)
+
+
+def test_a_setting_beyond_the_stacks_defaults_is_declared_data(tmp_path: Path) -> None:
+    """SPEC §14: [[settings]] says what a wrapper sets beyond the stack's defaults, why, and where."""
+    setting = (
+        '[[settings]]\nrole = "server"\nwhat = "session tickets off"\nwhy = "a renegotiation must ask again"\n'
+        'source = "https://example.invalid/toy/doc#tickets"\nverdicts = "none"\nneeded_by = ["per-path-client-auth"]\n'
+    )
+    write_impl(tmp_path, "toy", TOY_SERVER + setting)
+    (found,) = registry.load(folder=tmp_path).get("toy").settings
+    assert found.record() == {
+        "role": "server",
+        "what": "session tickets off",
+        "why": "a renegotiation must ask again",
+        "source": "https://example.invalid/toy/doc#tickets",
+        "verdicts": "none",
+        "needed_by": ["per-path-client-auth"],
+    }
+    for broken, problem in (
+        (setting.replace('role = "server"', 'role = "proxy"'), "role must be one of"),
+        (setting.replace('why = "a renegotiation must ask again"\n', ""), "why must be a non-empty string"),
+        (setting.replace("per-path-client-auth", "no-such-scenario"), "needed_by is a list of scenario ids"),
+    ):
+        (tmp_path / "toy" / "impl.toml").write_text(TOY_SERVER + broken)
+        with pytest.raises(ManifestError, match=re.escape(problem)):
+            registry.load(folder=tmp_path)

@@ -335,3 +335,22 @@ def test_a_racy_cell_shows_every_verdict_its_stack_can_end_in() -> None:
     assert "✓ server-rejected:closed ~" in page
     (entry,) = report.differences(document(racy))
     assert entry["verdict"] == "server-rejected:certificate_required or server-rejected:closed"
+
+
+def test_the_report_shows_every_setting_a_wrapper_makes_beyond_its_stacks_defaults() -> None:
+    doc = document()
+    doc["run"]["implementations"]["node"]["settings"] = [  # type: ignore[index]
+        {
+            "role": "server",
+            "what": "SSL_OP_NO_TICKET",
+            "why": "so a renegotiation asks <again>",
+            "source": "https://example.invalid/doc",
+            "verdicts": "none",
+            "needed_by": ["per-path-client-auth"],
+        }
+    ]
+    page = report.render_html(doc, Path("/run/out"))
+    assert '<section id="settings">' in page
+    assert "<code>SSL_OP_NO_TICKET</code>" in page and "so a renegotiation asks &lt;again&gt;" in page
+    assert "only for per-path-client-auth" in page
+    assert '<section id="settings">' not in report.render_html(document(), Path("/run/out"))
