@@ -45,6 +45,7 @@ FEATURES = (
     "no-ca-names",  # --ca-names none: list no names at all
     "renegotiation",  # --auth-path in TLS 1.2: ask for the certificate by renegotiating
     "post-handshake-auth",  # --auth-path in TLS 1.3: ask for it after the handshake
+    "hostname-check",  # a client: checks the server certificate's names against the host it asked for
 )
 
 #: Placeholders each role's argv template may use (harness.scenarios' sides, plus the port/URL).
@@ -661,7 +662,10 @@ class Registry:
 
     def unsupported(self, server: str, client: str, scenario: Scenario, tls: str) -> str | None:
         """Why a cell cannot run on these implementations, decided before it runs; None if it can."""
-        needs = {"server": [f"tls{tls}", "require" if scenario.server.require else "report"], "client": [f"tls{tls}"]}
+        needs = {
+            "server": [f"tls{tls}", "require" if scenario.server.require else "report"],
+            "client": [f"tls{tls}", *scenario.client_needs],
+        }
         if scenario.server.crl:
             needs["server"].append("crl")
         if scenario.server.ca_names:

@@ -131,6 +131,9 @@ class Scenario:
     #: The scenario whose stack expectations apply to the judged request, where this
     #: scenario's own do not say otherwise (its last request is that scenario's).
     like: str | None = None
+    #: What the client stack must be able to do for the scenario to mean anything
+    #: (registry FEATURES): a client that declares it unsupported makes the cell unsupported.
+    client_needs: tuple[str, ...] = ()
 
     @property
     def fresh_server(self) -> bool:
@@ -543,6 +546,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         ),
         TRUSTED_CLIENT,
         "client-rejected:hostname",
+        client_needs=("hostname-check",),
     ),
     Scenario(
         "expired-server-cert",

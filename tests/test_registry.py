@@ -312,3 +312,16 @@ def test_a_setting_beyond_the_stacks_defaults_is_declared_data(tmp_path: Path) -
         (tmp_path / "toy" / "impl.toml").write_text(TOY_SERVER + broken)
         with pytest.raises(ManifestError, match=re.escape(problem)):
             registry.load(folder=tmp_path)
+
+
+def test_a_client_that_cannot_check_host_names_makes_wrong_hostname_unsupported(tmp_path: Path) -> None:
+    no_check = TOY_SERVER.replace(
+        '[client]\nfloor = ["toy-client", "--help"]\n',
+        '[client]\nfloor = ["toy-client", "--help"]\nunsupported = { hostname-check = "a debugging tool" }\n',
+    )
+    write_impl(tmp_path, "toy", no_check)
+    found = registry.load(folder=tmp_path)
+    cells = {c.id: c for c in plan(found)}
+    assert cells["toy-server--toy-client--wrong-hostname--tls1.3"].unsupported == "toy client: a debugging tool"
+    assert not cells["toy-server--toy-client--trusted-client--tls1.3"].unsupported
+    assert BY_ID["wrong-hostname"].client_needs == ("hostname-check",)
