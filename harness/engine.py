@@ -109,6 +109,12 @@ OPTIONS = (
         switch=True,
         pytest_name="--capture-pcap",
     ),
+    Option(
+        "one_shot",
+        "--one-shot",
+        "run every client as a fresh process per request, never in its batch worker (the tutorial's way; slower)",
+        switch=True,
+    ),
 )
 
 
@@ -124,6 +130,7 @@ class Options:
     out: Path = Path("out/matrix")
     jobs: int = DEFAULT_JOBS
     capture: bool = False
+    one_shot: bool = False
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> Options:
@@ -137,6 +144,7 @@ class Options:
             out=Path(values.get("out") or "out/matrix"),
             jobs=int(values["jobs"]) if values.get("jobs") is not None else DEFAULT_JOBS,
             capture=bool(values.get("capture")),
+            one_shot=bool(values.get("one_shot")),
         )
 
     def selection(self) -> dict[str, list[str]]:
@@ -289,8 +297,11 @@ class Engine:
             self.run_id,
             images={name: b.tag for name, b in self.built.items()},
             capabilities=self.registry.capabilities(),
+            batches=self.registry.batches(),
         )
-        self.runner = matrix.Runner(self.run, self.registry, capture=self.options.capture)
+        self.runner = matrix.Runner(
+            self.run, self.registry, capture=self.options.capture, batch=not self.options.one_shot
+        )
         for impl in self.registry.impls:
             if not impl.builtin and impl.name in used:
                 admission.admit(self.run, self.registry, impl.name, say=self.say)
@@ -329,6 +340,7 @@ class Engine:
             "selection": self.options.selection(),
             "jobs": self.options.jobs,
             "capture": self.options.capture,
+            "one_shot": self.options.one_shot,
             "interrupted": self.interrupted,
             "seconds": round(self.seconds, 3) if self.seconds is not None else None,
         }

@@ -290,13 +290,22 @@ class Runner:
     """Runs cells in a ``Run``: starts server processes on demand and execs clients."""
 
     def __init__(
-        self, run: Run, registry: Registry, capture: bool = False, purpose: str = "matrix", agents: bool = True
+        self,
+        run: Run,
+        registry: Registry,
+        capture: bool = False,
+        purpose: str = "matrix",
+        agents: bool = True,
+        batch: bool = False,
     ):
         self.run = run
         self.registry = registry
         self.capture = capture
         self.purpose = purpose
         self.agents = agents  # False: every cell is a docker exec (the parity test's other path)
+        # True: a client with a batch worker (its manifest's [client.batch]) serves its
+        # cells there; False: every client is a fresh process per request (the tutorial's way).
+        self.batch = batch
         self._servers: dict[ServerKey, ServerProcess] = {}
         self._server_locks: dict[ServerKey, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -380,6 +389,7 @@ class Runner:
             workdir=workdir,
             environment=environment,
             marker=cell.id if follower is not None else None,
+            batch=self.batch,
         )
         stdout = result.stdout.decode(errors="replace")
         stderr = result.stderr.decode(errors="replace")
@@ -421,7 +431,7 @@ class Runner:
         server process: kept as ``before-N.*`` beside the cell, never judged."""
         for number, side in enumerate(cell.scenario.before, 1):
             argv, workdir = self.registry.client_command(cell.client, side, url + (side.path or ""), self.path_in)
-            result = server.pod.exec(cell.client, argv, timeout_s=CELL_TIMEOUT_S, workdir=workdir)
+            result = server.pod.exec(cell.client, argv, timeout_s=CELL_TIMEOUT_S, workdir=workdir, batch=self.batch)
             (cell_dir / f"before-{number}.command").write_text(" ".join(argv) + "\n")
             (cell_dir / f"before-{number}.stdout").write_bytes(result.stdout)
             (cell_dir / f"before-{number}.stderr").write_bytes(result.stderr)

@@ -38,6 +38,7 @@ from harness.capture import CAPTURE_FILTER, MARKER_PORT, MARKER_PREFIX, PcapFoll
 from harness.certs import role_view
 from harness.errors import HarnessError
 from harness.images import image_ref
+from harness.registry import BatchSpec
 from harness.verdicts import UNSUPPORTED_EXIT
 
 LABEL = "org.mtls-harness"
@@ -53,7 +54,12 @@ VIEWS_DIR = "views"
 AGENTS_DIR = "agents"  # one folder per client container, mounted in that container only
 #: The parts of the output folder each role writes (and so mounts).
 WRITES = {"server": ("servers",), "client": ("cells",), "capture": ("capture",)}
-READY_TIMEOUT_S = 20.0
+#: How long a server process (or a client's batch worker) may take to say it is ready. Its
+#: start is the stack's own work, not a verdict: NSS's server imports every CA of --root-ca
+#: into a new database first (600 of them for huge-ca-list: 20 s did not suffice on a loaded
+#: 2-core machine), so the limit is generous; a server that never says ready still ends
+#: as a timeout, only later.
+READY_TIMEOUT_S = 60.0
 #: Exit status of coreutils ``timeout`` when the command ran out of time.
 TIMEOUT_EXIT = 124
 
@@ -117,10 +123,12 @@ class Run:
         run_id: str | None = None,
         images: dict[str, str] | None = None,
         capabilities: dict[str, tuple[str, ...]] | None = None,
+        batches: dict[str, BatchSpec] | None = None,
     ):
         self.client = client
         self.images = dict(images or {})
         self.capabilities = dict(capabilities or {})  # a server's manifest's own (registry)
+        self.batches = dict(batches or {})  # a client's manifest's batch worker (registry)
         self.run_id = run_id or new_run_id()
         self.out_dir = out_dir.resolve()
         self.certs_dir = certs_dir.resolve()
@@ -270,7 +278,9 @@ class Pod:
         self.agents = agents
         self._clients: dict[str, Container] = {}
         self._agents: dict[str, Agent | None] = {}
+        self._batch: dict[str, Agent | None] = {}  # a client's batch worker, once asked for
         self._lock = threading.Lock()
+        self._batch_lock = threading.Lock()  # held while a worker starts (not _lock: clients start meanwhile)
         # A server manifest may ask for the capabilities that drop root (registry
         # DROPPING_CAPABILITIES), for a root container only; nothing else is ever added.
         extra = run.capabilities.get(impl, ()) if os.getuid() == 0 else ()
@@ -394,10 +404,45 @@ class Pod:
             return None
         return started
 
+    def _batch_worker(self, impl: str) -> Agent | None:
+        """The client's batch worker (started on first use), or None: it has none, its
+        container has no agent, or the worker did not start (then its cells are one-shot)."""
+        spec = self.run.batches.get(impl)
+        if spec is None or not self.agents:
+            return None
+        container = self.client(impl)
+        with self._batch_lock:
+            if impl in self._batch:
+                return self._batch[impl]
+            if self._agents.get(impl) is None:
+                self._batch[impl] = None
+                return None
+            folder = self.run.out_dir / AGENTS_DIR / f"{self.name}-{impl}" / agent.BATCH
+            worker = Agent(folder, batch=True)
+            api = self.run.client.api
+            command = ["bash", "-c", agent.BATCH_WRAPPER, "batch", f"{agent.MOUNT}/{agent.BATCH}", *spec.argv]
+            try:
+                exec_id = api.exec_create(container.id, command, workdir=spec.workdir)["Id"]
+                api.exec_start(exec_id, detach=True)
+            except docker.errors.APIError as exc:
+                worker.close()
+                raise HarnessError(f"docker could not start the batch worker of {impl}: {_first_line(exc)}") from None
+            if not worker.wait_ready(READY_TIMEOUT_S):
+                # A worker that never says ready is the image's bug: say it, do not hide it.
+                said = worker.log_tail()
+                worker.close()
+                raise HarnessError(
+                    f"the batch worker of {impl} ({' '.join(spec.argv)}) did not say ready within "
+                    f"{READY_TIMEOUT_S:.0f} s; its log: {said}"
+                )
+            self._batch[impl] = worker
+            return worker
+
     def close_agents(self) -> None:
-        with self._lock:
-            agents = [a for a in self._agents.values() if a is not None]
+        with self._lock, self._batch_lock:
+            agents = [a for a in [*self._agents.values(), *self._batch.values()] if a is not None]
             self._agents.clear()
+            self._batch.clear()
         for running in agents:
             running.close()
 
@@ -465,14 +510,21 @@ class Pod:
         workdir: str | None = None,
         environment: dict[str, str] | None = None,
         marker: str | None = None,
+        batch: bool = False,
     ) -> ExecResult:
         """Run ``argv`` in the ``impl`` client container, killed after ``timeout_s``.
 
         With ``marker``, the program's end is followed by the UDP marker that tells
-        the capture the cell is over (see harness.capture).
+        the capture the cell is over (see harness.capture). With ``batch``, a command the
+        client's batch worker serves goes to it instead of a fresh process.
         """
         container = self.client(impl)
         runner = self._agents.get(impl)
+        spec = self.run.batches.get(impl)
+        if batch and spec is not None and spec.serves(argv):
+            worker = self._batch_worker(impl)
+            if worker is not None and worker.exited is None and not any("\n" in a for a in argv):
+                runner = worker
         if runner is None:
             return self._exec(container, argv, timeout_s, workdir, environment, marker)
         code, stdout, stderr, seconds = runner.run(

@@ -52,6 +52,7 @@ class Session:
     _thread: threading.Thread | None = None
     _error: BaseException | None = None
     _wire_runner: matrix.Runner | None = None
+    _backgrounds: list[Background] = field(default_factory=list)
     closed: bool = False
 
     @property
@@ -105,6 +106,13 @@ class Session:
             raise HarnessError(f"{cell.id} did not run: {why}") from self._error
         return self.engine.results[cell.id]
 
+    def background(self, runner: matrix.Runner, cells: list[matrix.Cell]) -> Background:
+        """Run ``cells`` on a test's own ``runner``, ``--jobs`` at once, from the first
+        ``outcome`` on; each test then waits for its own cell (as the matrix's tests do)."""
+        started = Background(runner, cells, self.engine.options.jobs, self.engine.stop)
+        self._backgrounds.append(started)
+        return started
+
     def wire_runner(self) -> matrix.Runner:
         """A runner whose pods carry the capture sidecar, for the wire tests."""
         if self._wire_runner is None:
@@ -118,12 +126,61 @@ class Session:
         self.closed = True
         self.engine.stop.set()
         try:
+            for each in self._backgrounds:
+                each.join()
             if self._thread is not None:
                 self._thread.join()
             with matrix.signals_held():
                 self.engine.write()
         finally:
             self.engine.close()
+
+
+class Background:
+    """A test module's cells on its own runner (a parity test's other path), in the background."""
+
+    def __init__(self, runner: matrix.Runner, cells: list[matrix.Cell], jobs: int, stop: threading.Event):
+        self.runner = runner
+        self.cells = list(cells)
+        self.jobs = jobs
+        self.stop = stop
+        self.results: dict[str, matrix.CellResult] = {}
+        self._events = {cell.id: threading.Event() for cell in self.cells}
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def _work(self) -> None:
+        def done(result: matrix.CellResult) -> None:
+            self.results[result.cell.id] = result
+            self._events[result.cell.id].set()
+
+        try:
+            self.runner.run_cells(self.cells, self.jobs, done, self.stop)
+        except BaseException as exc:  # handed to the waiting tests
+            self._error = exc
+        finally:
+            for event in self._events.values():
+                event.set()
+
+    def outcome(self, cell: matrix.Cell) -> matrix.CellResult:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="background", daemon=True)
+                self._thread.start()
+        event = self._events[cell.id]
+        while not event.wait(WAIT_S):
+            if not self._thread.is_alive():
+                break
+        if cell.id not in self.results:
+            why = f"{type(self._error).__name__}: {self._error}" if self._error else "the run stopped"
+            raise HarnessError(f"{cell.id} did not run: {why}") from self._error
+        return self.results[cell.id]
+
+    def join(self) -> None:
+        """Wait for the running cells to end (the session stops handing out new ones)."""
+        if self._thread is not None:
+            self._thread.join(matrix.DRAIN_S)
 
 
 def _sigterm(_signum: int, _frame: FrameType | None) -> None:

@@ -172,6 +172,20 @@ class ServerSpec:
 
 
 @dataclass(frozen=True)
+class BatchSpec:
+    """A client's batch worker (images/CONTRACT.md, "Batch workers"): ``argv`` starts it in
+    the client's working folder; it serves the one-shot commands that begin with one of
+    ``programs`` (each a list of leading arguments), nothing else."""
+
+    argv: tuple[str, ...]
+    programs: tuple[tuple[str, ...], ...]
+    workdir: str | None
+
+    def serves(self, argv: Sequence[str]) -> bool:
+        return any(tuple(argv[: len(p)]) == p for p in self.programs)
+
+
+@dataclass(frozen=True)
 class ClientSpec:
     argv: Template
     tutorial_argv: Template | None
@@ -183,6 +197,7 @@ class ClientSpec:
     message: re.Pattern[str]
     body_prefixes: tuple[str, ...]
     errors: Table
+    batch: BatchSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -352,7 +367,18 @@ def _server(doc: Mapping[str, Any], origin: str) -> ServerSpec:
 def _client(doc: Mapping[str, Any], origin: str) -> ClientSpec:
     _check_keys(
         doc,
-        {"argv", "tutorial_argv", "workdir", "unsupported", "floor", "bare_floor", "output", "errors", "body_prefixes"},
+        {
+            "argv",
+            "tutorial_argv",
+            "workdir",
+            "unsupported",
+            "floor",
+            "bare_floor",
+            "output",
+            "errors",
+            "body_prefixes",
+            "batch",
+        },
         origin,
     )
     output = doc.get("output", {})
@@ -384,7 +410,26 @@ def _client(doc: Mapping[str, Any], origin: str) -> ClientSpec:
         message=patterns["message"],
         body_prefixes=tuple(prefixes),
         errors=parse_table(doc.get("errors"), f"{origin}.errors", ("code", "message", "stderr", "stdout")),
+        batch=_batch(doc["batch"], f"{origin}.batch", doc.get("workdir")) if "batch" in doc else None,
     )
+
+
+def _batch(doc: object, origin: str, workdir: str | None) -> BatchSpec:
+    if not isinstance(doc, dict):
+        raise ManifestError(f"{origin}: a table with argv and programs")
+    _check_keys(doc, {"argv", "programs"}, origin)
+    argv = _argv(doc, "argv", origin)
+    programs = doc.get("programs")
+    if (
+        not isinstance(programs, list)
+        or not programs
+        or not all(isinstance(p, list) and p and all(isinstance(a, str) and a for a in p) for p in programs)
+    ):
+        raise ManifestError(
+            f"{origin}.programs: a list of the one-shot commands it serves, each a list of leading arguments "
+            '(e.g. [["request-mtls"]])'
+        )
+    return BatchSpec(argv, tuple(tuple(p) for p in programs), workdir)
 
 
 #: What an [[expect]] may say the capture shows instead of its scenario's wire.
@@ -653,6 +698,10 @@ class Registry:
         if "keylog-on-failure" in unsupported and rejected:
             return f"{cell.client} client: {unsupported['keylog-on-failure']}"
         return None
+
+    def batches(self) -> dict[str, BatchSpec]:
+        """The batch worker each client's manifest declares ([client.batch])."""
+        return {i.name: i.client.batch for i in self.impls if i.client is not None and i.client.batch is not None}
 
     def capabilities(self) -> dict[str, tuple[str, ...]]:
         """The capabilities each server's manifest asks for (only DROPPING_CAPABILITIES)."""
