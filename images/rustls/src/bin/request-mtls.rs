@@ -258,9 +258,19 @@ fn main() {
             Ok(0) => match body_of(&response, true) {
                 Some(body) => break body,
                 None => {
-                    // rustls's Stream reports a TCP EOF as Ok(0); its reader says whether
-                    // the peer closed with close_notify (Ok) or not (UnexpectedEof).
+                    // Stream::read said end of stream (Ok(0)) before a whole response: what
+                    // the docs' read_to_end would take for the end. The connection's reader
+                    // says what ended it: close_notify (Ok), a TCP close without it
+                    // (UnexpectedEof), or nothing at all (WouldBlock: rustls 0.20's Stream
+                    // returns Ok(0) once complete_io has only written, e.g. its own
+                    // no_renegotiation warning; fixed upstream in rustls PR #1299). That last
+                    // is reported as the stack said it, without waiting for anything more.
                     match stream.conn.reader().read(&mut buf) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => fail(
+                            "EndOfStream",
+                            "rustls::Stream::read returned 0 (end of stream) before an HTTP response, \
+                             with neither close_notify nor a TCP close from the server",
+                        ),
                         Err(e) => fail_conn(&e, stream.conn, stream.sock),
                         Ok(_) => fail("UnexpectedEof", "the server closed the connection (close_notify) before an HTTP response"),
                     }
