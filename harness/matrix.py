@@ -31,6 +31,9 @@ CELL_TIMEOUT_S = 15.0
 #: After Ctrl-C, how long the running cells may take to finish (a cell's own limits, and some).
 DRAIN_S = 45.0
 FIRST_PORT = 10000
+#: How many server processes a starter thread brings up ahead of the workers (SPEC §11:
+#: server start-up off the critical path), in the order the workers will take them.
+START_AHEAD = 2
 #: (server implementation, its configuration, TLS version, the cell id for fresh processes or "").
 ServerKey = tuple[str, ServerSide, str, str]
 RESULTS_SCHEMA = 2
@@ -308,6 +311,10 @@ class Runner:
         self.batch = batch
         self._servers: dict[ServerKey, ServerProcess] = {}
         self._server_locks: dict[ServerKey, threading.Lock] = {}
+        # A start that failed (tried by the starter thread or a worker): every cell of that
+        # configuration meets the same error (a timeout, an unsupported server, Docker's
+        # refusal) without trying again.
+        self._start_errors: dict[ServerKey, Exception] = {}
         self._lock = threading.Lock()
         self._next_port = FIRST_PORT
         self._pending: list[Pending] = []
@@ -340,6 +347,8 @@ class Runner:
             with self._lock:
                 if key in self._servers:
                     return self._servers[key]
+                if key in self._start_errors:
+                    raise self._start_errors[key]
                 port = self._next_port
                 self._next_port += 1
             argv, workdir = self.registry.server_command(
@@ -347,10 +356,26 @@ class Runner:
             )
             pod = self.run.pod(cell.server, self.purpose, capture=self.capture, agents=self.agents)
             ready = self.registry.server(cell.server).ready
-            process = pod.start_server(f"{cell.server}-{port}", argv, port, workdir=workdir, ready_text=ready)
+            try:
+                process = pod.start_server(f"{cell.server}-{port}", argv, port, workdir=workdir, ready_text=ready)
+            except (ServerNotReady, ServerUnsupported) as exc:
+                # Every cell of this configuration meets the same start, once: not a new
+                # attempt (and another wait of READY_TIMEOUT_S) per cell.
+                with self._lock:
+                    self._start_errors.setdefault(key, exc)
+                raise
             with self._lock:
                 self._servers[key] = process
             return process
+
+    def prestart(self, cell: Cell) -> None:
+        """Start ``cell``'s server process ahead of its worker (the starter thread of
+        ``run_cells``); a failure is kept for the worker, which then meets it itself."""
+        try:
+            self.server_for(cell)
+        except Exception as exc:  # kept, not swallowed: server_for raises it for the cell
+            with self._lock:
+                self._start_errors.setdefault(self.server_key(cell), exc)
 
     def run_cell(self, cell: Cell, defer_wire: bool = False) -> CellResult:
         """Run one cell. With ``defer_wire`` its capture is inspected later, in one pass
@@ -582,8 +607,24 @@ class Runner:
                     on_done(result)
 
         pending = list(ordered)
-        taking = threading.Lock()
+        taking = threading.Condition()
+        taken = [0]  # groups handed to workers so far (they are taken in order)
         errors: list[BaseException] = []
+
+        def starter() -> None:
+            """Server start-up off the critical path: while the workers run the cells of
+            group N, the server processes of the next START_AHEAD groups start."""
+            for index, group in enumerate(ordered):
+                with taking:
+                    while not stop.is_set() and index >= taken[0] + START_AHEAD:
+                        taking.wait(0.5)
+                    if stop.is_set():
+                        return
+                    if index < taken[0]:
+                        continue  # a worker took it first and starts it itself
+                first = next((cell for cell in group if not cell.unsupported), None)
+                if first is not None:
+                    self.prestart(first)
 
         def worker() -> None:
             while not stop.is_set():
@@ -591,6 +632,8 @@ class Runner:
                     if not pending:
                         return
                     group = pending.pop(0)
+                    taken[0] += 1
+                    taking.notify_all()
                 try:
                     work(group)
                 except BaseException as exc:  # a bug or a Docker failure: stop, and say it in the main thread
@@ -603,7 +646,10 @@ class Runner:
             threading.Thread(target=worker, name=f"cell_{n}", daemon=True)
             for n in range(max(1, min(jobs, len(ordered))))
         ]
-        for thread in threads:
+        helpers = []
+        if len(ordered) > len(threads):  # every group beyond the first ones waits for a worker
+            helpers.append(threading.Thread(target=starter, name="starter", daemon=True))
+        for thread in [*helpers, *threads]:
             thread.start()
         try:
             for thread in threads:
@@ -619,6 +665,8 @@ class Runner:
             for thread in threads:
                 thread.join(max(0.0, deadline - time.monotonic()))
             raise
+        for helper in helpers:  # it ends with the last group, or at once if the run stopped
+            helper.join(DRAIN_S)
         if errors:
             raise errors[0]
         if self.capture:

@@ -154,6 +154,8 @@ class Run:
     def network(self) -> Network:
         """The run's own network: internal, so nothing in it reaches outside."""
         with self._lock:
+            if self._closed:  # a thread still starting something after the run ended
+                raise HarnessError("the run is closed")
             if self._network is None:
                 self._network = self.client.networks.create(
                     f"mtls-harness-{self.run_id}", driver="bridge", internal=True, labels=self.labels

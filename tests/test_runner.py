@@ -195,3 +195,53 @@ def test_a_server_that_exits_127_at_start_makes_its_cells_unsupported_with_its_r
         assert (result.status, result.observed) == ("unsupported", "unsupported")
         assert result.reason == result.native == "server-mtls: unsupported: --root-ca with more than 16 certificates"
         assert result.passed  # its test does not fail; it counts as unsupported, not as passed
+
+
+class StartingRunner(FakeRunner):
+    """Records when each server process is started and by whom (the starter or a worker)."""
+
+    def __init__(self, registry: Registry, failing: str = "") -> None:
+        super().__init__(registry)
+        self.started: dict[Any, str] = {}
+        self.attempts: dict[Any, int] = {}
+        self.failing = failing
+
+    def server_for(self, cell: Cell) -> Any:  # the real one's bookkeeping, without containers
+        key = self.server_key(cell)
+        with self._guard:
+            if key in self._start_errors:
+                raise self._start_errors[key]
+            if key not in self.started:
+                self.attempts[key] = self.attempts.get(key, 0) + 1
+                if cell.scenario.id == self.failing:
+                    raise HarnessError(f"server for {cell.scenario.id} did not start")
+                self.started[key] = threading.current_thread().name
+        return None
+
+    def run_cell(self, cell: Cell, defer_wire: bool = False) -> CellResult:
+        self.server_for(cell)
+        time.sleep(0.01)  # the workers are busy while the starter works ahead
+        return super().run_cell(cell, defer_wire)
+
+
+def test_servers_start_ahead_of_the_workers_that_need_them(toy: Registry) -> None:
+    """SPEC §11: server start-up off the critical path. With more server processes than
+    workers, a starter thread brings up the next ones while the workers run cells."""
+    cells = plan(toy, scenario_ids=["trusted-client", "no-client-cert", "untrusted-client-ca", "wrong-hostname"])
+    runner = StartingRunner(toy)
+    results = runner.run_cells(cells, jobs=2)
+    assert len(results) == len(cells)
+    by_starter = [key for key, who in runner.started.items() if who == "starter"]
+    assert len(runner.started) > 2 and by_starter, runner.started
+
+
+def test_a_server_the_starter_could_not_start_fails_its_cells_as_if_the_worker_had_tried(toy: Registry) -> None:
+    cells = plan(toy, scenario_ids=["trusted-client", "no-client-cert", "untrusted-client-ca", "wrong-hostname"])
+    runner = StartingRunner(toy, failing="wrong-hostname")
+    results = runner.run_cells(cells, jobs=2)
+    failed = [r for r in results.values() if r.cell.scenario.id == "wrong-hostname" and not r.cell.unsupported]
+    assert failed and all(r.observed == "harness-error:server for wrong-hostname did not start" for r in failed)
+    assert all(r.passed for r in results.values() if r.cell.scenario.id != "wrong-hostname")
+    # Each failing start was tried once: a worker meets the starter's error, it does not try again.
+    failing_keys = {runner.server_key(r.cell) for r in failed}
+    assert {runner.attempts[key] for key in failing_keys} == {1}
