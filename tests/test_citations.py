@@ -58,7 +58,7 @@ PINNED = {
     "lighttpd/lighttpd1.4": "lighttpd-1.4.69",  # lighttpd 1.4.69-1
     "nginx/nginx": "release-1.22.1",  # nginx 1.22.1-9+deb12u*
     "nodejs/node": "v18.20.4",  # nodejs 18.20.4+dfsg-1~deb12u*
-    "nss-dev/nss": "NSS_3_87_RTM",  # read at 3.87; the image installs libnss3 2:3.87.1-1+deb12u*
+    "nss-dev/nss": "NSS_3_87_1_RTM",  # libnss3 2:3.87.1-1+deb12u*
     "openjdk/jdk17u": "jdk-17.0.21.1+2",  # openjdk-17 17.0.21.1+2-1~deb12u1: "OpenJDK 17.0.21.1 release, build 2"
     "openssl/openssl": "openssl-3.0.22",  # libssl3 3.0.22-1~deb12u*
     "rustls/rustls": "v/0.20.8",  # librust-rustls-dev 0.20.8
