@@ -62,6 +62,7 @@ PINNED = {
     "nss-dev/nss": "NSS_3_87_1_RTM",  # libnss3 2:3.87.1-1+deb12u*
     "openjdk/jdk17u": "jdk-17.0.21.1+2",  # openjdk-17 17.0.21.1+2-1~deb12u1: "OpenJDK 17.0.21.1 release, build 2"
     "openssl/openssl": "openssl-3.0.22",  # libssl3 3.0.22-1~deb12u*
+    "psf/requests": "v2.28.1",  # python3-requests 2.28.1+dfsg-1
     "rustls/rustls": "v/0.20.8",  # librust-rustls-dev 0.20.8
     "wolfSSL/wolfssl": "v5.5.4-stable",  # libwolfssl35 5.5.4-2+deb12u*
 }
