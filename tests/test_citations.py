@@ -63,6 +63,7 @@ PINNED = {
     "openjdk/jdk17u": "jdk-17.0.21.1+2",  # openjdk-17 17.0.21.1+2-1~deb12u1: "OpenJDK 17.0.21.1 release, build 2"
     "openssl/openssl": "openssl-3.0.22",  # libssl3 3.0.22-1~deb12u*
     "psf/requests": "v2.28.1",  # python3-requests 2.28.1+dfsg-1
+    "rust-lang/rust": "1.63.0",  # rustc 1.63.0+dfsg1-2: the std the rustls image's programs are built with
     "rustls/rustls": "v/0.20.8",  # librust-rustls-dev 0.20.8
     "wolfSSL/wolfssl": "v5.5.4-stable",  # libwolfssl35 5.5.4-2+deb12u*
 }
