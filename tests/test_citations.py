@@ -16,9 +16,10 @@ by further line anchors in the same file (``and #L1912``). A citation is one of:
   evidence, and it has no lines to anchor.
 - **A documentation page** of the stack or the protocol, from ``DOCUMENTATION``: each entry
   is the stack's own manual for the version family Debian ships (Java 17, Apache httpd
-  2.4, HAProxy 2.6, OpenSSL 3.0), nginx's and lighttpd's documentation, or an RFC. Blogs,
-  issue trackers, pull requests and mailing lists are not on the list: they say what
-  someone thought, not what the shipped code does.
+  2.4, HAProxy 2.6, OpenSSL 3.0, Erlang/OTP 25) or for the exact release (Node.js
+  18.20.4), nginx's and lighttpd's documentation, or an RFC. Blogs, issue trackers, pull
+  requests and mailing lists are not on the list: they say what someone thought, not
+  what the shipped code does.
 - **A file Debian itself ships** that no upstream tree has (a changelog entry, a
   configuration file the package installs): ``Debian <package> <version>: /path#L12``,
   the package at the exact version the image installs.
@@ -58,9 +59,11 @@ PINNED = {
     "lighttpd/lighttpd1.4": "lighttpd-1.4.69",  # lighttpd 1.4.69-1
     "nginx/nginx": "release-1.22.1",  # nginx 1.22.1-9+deb12u*
     "nodejs/node": "v18.20.4",  # nodejs 18.20.4+dfsg-1~deb12u*
-    "nss-dev/nss": "NSS_3_87_RTM",  # read at 3.87; the image installs libnss3 2:3.87.1-1+deb12u*
+    "nss-dev/nss": "NSS_3_87_1_RTM",  # libnss3 2:3.87.1-1+deb12u*
     "openjdk/jdk17u": "jdk-17.0.21.1+2",  # openjdk-17 17.0.21.1+2-1~deb12u1: "OpenJDK 17.0.21.1 release, build 2"
     "openssl/openssl": "openssl-3.0.22",  # libssl3 3.0.22-1~deb12u*
+    "psf/requests": "v2.28.1",  # python3-requests 2.28.1+dfsg-1
+    "rust-lang/rust": "1.63.0",  # rustc 1.63.0+dfsg1-2: the std the rustls image's programs are built with
     "rustls/rustls": "v/0.20.8",  # librust-rustls-dev 0.20.8
     "wolfSSL/wolfssl": "v5.5.4-stable",  # libwolfssl35 5.5.4-2+deb12u*
 }
@@ -76,6 +79,12 @@ DOCUMENTATION = (
     "https://nginx.org/en/docs/",
     "https://redmine.lighttpd.net/projects/lighttpd/wiki/Docs_",
     "https://www.rfc-editor.org/rfc/",
+    # Erlang/OTP 25's manual (erlang 1:25.2.3+dfsg): the ssl and public_key options the
+    # erlang wrapper sets; OTP publishes one manual per major release, none per patch.
+    "https://www.erlang.org/docs/25/",
+    # Node.js's API documentation of the exact release Debian ships (nodejs 18.20.4): not
+    # latest-v18.x, which moves with every v18 release.
+    "https://nodejs.org/docs/v18.20.4/api/",
 )
 
 _ANCHOR = r"#L(?P<first>\d+)(?:-L(?P<last>\d+))?"
@@ -216,6 +225,7 @@ def test_a_checkable_source_passes(source: str) -> None:
         ("https://github.com/golang/go/blob/go1.19.8/src/x.go#L1 and the next one", "neither a citation"),
         ("https://github.com/lighttpd/lighttpd1.4/commit/9fd39690", "neither source pinned"),
         ("https://github.com/rustls/rustls/pull/1299", "neither source pinned"),
+        ("https://nodejs.org/docs/latest-v18.x/api/tls.html", "neither source pinned"),
         ("https://git.haproxy.org/?p=haproxy-2.6.git;a=blob;f=src/ssl_sock.c;hb=v2.6.0#l1", "not at 'v2.6.12'"),
         ("S: java.base/sun/security/ssl/Alert.java#L291-L293", "not a URL"),
         ("GnuTLS server: https://github.com/gnutls/gnutls/blob/3.7.9/lib/str.c#L1", "not a URL"),

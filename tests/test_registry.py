@@ -314,6 +314,22 @@ def test_a_setting_beyond_the_stacks_defaults_is_declared_data(tmp_path: Path) -
             registry.load(folder=tmp_path)
 
 
+def test_every_shipped_setting_says_why_what_it_changes_and_where_to_check() -> None:
+    """SPEC §14: a declared setting names a checkable source (a link or a source file; a file of
+    this repository it names exists) and says what it changes in the matrix: "none", "not
+    measured", or a sentence naming the cells."""
+    repo = HARNESS.parent
+    declared = [(impl.name, setting) for impl in registry.default().impls for setting in impl.settings]
+    assert {name for name, _ in declared} >= {"apache", "gnutls", "java", "node", "python"}
+    for name, setting in declared:
+        where = f"{name} [[settings]] {setting.what!r}"
+        assert len(setting.why) > 20, where
+        assert re.search(r"https?://|\.(c|cc|go|rs|js|py|java|erl)\b", setting.source), where
+        for path in re.findall(r"\bimages/[\w./-]*\w", setting.source):
+            assert (repo / path).is_file(), f"{where}: {path}"
+        assert setting.verdicts in ("none", "not measured") or len(setting.verdicts) > 20, where
+
+
 def test_a_client_that_cannot_check_host_names_makes_wrong_hostname_unsupported(tmp_path: Path) -> None:
     no_check = TOY_SERVER.replace(
         '[client]\nfloor = ["toy-client", "--help"]\n',
