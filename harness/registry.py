@@ -564,6 +564,24 @@ def load_manifest(path: Path, builtin: bool = True) -> Impl:
     )
 
 
+#: ``needed_by`` may name a server mode: every scenario whose server runs in that mode.
+MODES = ("report-mode", "require-mode")
+
+
+def _names_scenarios(name: str) -> bool:
+    return name in MODES or any(fnmatch.fnmatchcase(known, name) for known in BY_ID)
+
+
+def needed_scenarios(setting: Setting) -> list[str]:
+    """The scenario ids a setting's ``needed_by`` names (modes and globs expanded)."""
+    found = []
+    for scenario in BY_ID.values():
+        mode = "require-mode" if scenario.server.require else "report-mode"
+        if any(n == mode or fnmatch.fnmatchcase(scenario.id, n) for n in setting.needed_by):
+            found.append(scenario.id)
+    return found
+
+
 def _settings(entries: object, origin: str, roles: tuple[str, ...]) -> tuple[Setting, ...]:
     if entries is None:
         return ()
@@ -579,8 +597,11 @@ def _settings(entries: object, origin: str, roles: tuple[str, ...]) -> tuple[Set
         if role not in roles:
             raise ManifestError(f"{where}: role must be one of this implementation's roles ({', '.join(roles)})")
         needed = entry.get("needed_by", [])
-        if not isinstance(needed, list) or not all(isinstance(n, str) and n in BY_ID for n in needed):
-            raise ManifestError(f"{where}: needed_by is a list of scenario ids of the catalogue")
+        if not isinstance(needed, list) or not all(isinstance(n, str) and _names_scenarios(n) for n in needed):
+            raise ManifestError(
+                f"{where}: needed_by is a list of scenario ids or globs of the catalogue, "
+                f"or {' / '.join(MODES)} (every scenario of that mode)"
+            )
         found.append(
             Setting(
                 role,

@@ -308,6 +308,7 @@ def test_a_setting_beyond_the_stacks_defaults_is_declared_data(tmp_path: Path) -
         (setting.replace('role = "server"', 'role = "proxy"'), "role must be one of"),
         (setting.replace('why = "a renegotiation must ask again"\n', ""), "why must be a non-empty string"),
         (setting.replace("per-path-client-auth", "no-such-scenario"), "needed_by is a list of scenario ids"),
+        (setting.replace("per-path-client-auth", "require-*-nothing"), "needed_by is a list of scenario ids"),
     ):
         (tmp_path / "toy" / "impl.toml").write_text(TOY_SERVER + broken)
         with pytest.raises(ManifestError, match=re.escape(problem)):
@@ -341,3 +342,17 @@ def test_a_client_that_cannot_check_host_names_makes_wrong_hostname_unsupported(
     assert cells["toy-server--toy-client--wrong-hostname--tls1.3"].unsupported == "toy client: a debugging tool"
     assert not cells["toy-server--toy-client--trusted-client--tls1.3"].unsupported
     assert BY_ID["wrong-hostname"].client_needs == ("hostname-check",)
+
+
+def test_a_setting_may_be_needed_by_a_whole_mode_or_a_glob(tmp_path: Path) -> None:
+    setting = (
+        '[[settings]]\nrole = "server"\nwhat = "report errors, do not fail"\nwhy = "report mode"\n'
+        'source = "https://example.invalid/doc"\nverdicts = "every report cell"\n'
+        'needed_by = ["report-mode", "require-revoked-*"]\n'
+    )
+    write_impl(tmp_path, "toy", TOY_SERVER + setting)
+    (found,) = registry.load(folder=tmp_path).get("toy").settings
+    needed = registry.needed_scenarios(found)
+    assert "trusted-client" in needed and "require-revoked-client-cert" in needed
+    assert "require-trusted-client" not in needed
+    assert set(needed) == {s.id for s in CATALOGUE if not s.server.require} | {"require-revoked-client-cert"}
