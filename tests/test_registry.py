@@ -321,7 +321,7 @@ def test_every_shipped_setting_says_why_what_it_changes_and_where_to_check() -> 
     measured", or a sentence naming the cells."""
     repo = HARNESS.parent
     declared = [(impl.name, setting) for impl in registry.default().impls for setting in impl.settings]
-    assert {name for name, _ in declared} >= {"apache", "gnutls", "java", "node", "python"}
+    assert {name for name, _ in declared} >= {"apache", "gnutls", "java", "python"}
     for name, setting in declared:
         where = f"{name} [[settings]] {setting.what!r}"
         assert len(setting.why) > 20, where

@@ -3,7 +3,12 @@
 // mode), so every handshake completes and the body says whether the client was valid.
 // --require switches to rejectUnauthorized: true (reject at the handshake).
 // --auth-path PATH starts with requestCert: false and asks for the certificate only for a
-// request for PATH, with tlsSocket.renegotiate({ requestCert: true, ... }) (TLS 1.2 only).
+// request for PATH, with tlsSocket.renegotiate({ requestCert: true, ... }) (TLS 1.2 only),
+// as tls.md documents it ("can be used to request a peer's certificate after the secure
+// connection has been established"), and Node's defaults otherwise: session tickets stay
+// on and no secureOptions are set, so a client that offers its ticket in the renegotiation
+// (Node's and JSSE's clients do) resumes its session, which asks for no certificate
+// (images/node/impl.toml, [[expect]] per-path-client-auth).
 const https = require('https')
 const { parseArgs, requireFlags, readFileOrExit, keylogTo, splitPem, usageExit } = require('./cli-args')
 
@@ -50,13 +55,6 @@ const options = {
 }
 if (cliOptions['root-ca']) {
   options.ca = [readFileOrExit(cliOptions['root-ca'], 'root-ca')]
-}
-if (authPath !== undefined) {
-  // An OpenSSL client answers the HelloRequest with an abbreviated handshake offering its
-  // session (ssl/statem/statem_clnt.c, tls_process_hello_req), and a resumed session asks
-  // for no certificate: Node's documented OpenSSL option makes the renegotiation a full
-  // handshake (https://github.com/nodejs/node/blob/v18.20.4/doc/api/crypto.md#L5908-L5910).
-  options.secureOptions = require('crypto').constants.SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION
 }
 if (cliOptions['tls-max']) {
   options.maxVersion = TLS_VERSIONS[cliOptions['tls-max']]

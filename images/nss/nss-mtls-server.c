@@ -40,7 +40,12 @@
  *   (SSL_REQUEST_CERTIFICATE off); the request head is read, and only a request for PATH
  *   asks for it, on the connection's socket, with NSS's documented calls:
  *   TLS 1.2: SSL_OptionSet(SSL_REQUEST_CERTIFICATE, PR_TRUE) and SSL_ReHandshake(fd,
- *     PR_TRUE) ("For the server, request a new handshake", ssl.h): a HelloRequest, then
+ *     PR_TRUE) ("For the server, request a new handshake", ssl.h). flushCache PR_TRUE is
+ *     NSS's documented call for this: SSL_ReHandshake's reference says to call it, flushing
+ *     the session cache entry so that a full handshake happens, "if you are going to request
+ *     client authentication" (doc/rst/legacy/ssl_functions/sslfnc/index.rst, NSS 3.87), and
+ *     NSS's own server, selfserv, asks for a certificate in a later handshake with exactly
+ *     SSL_ReHandshake(ssl_sock, PR_TRUE) (cmd/selfserv/selfserv.c). A HelloRequest, then
  *     SSL_ForceHandshakeWithTimeout drives the client's new handshake to its end. NSS
  *     servers renegotiate by default only with a client that sent the renegotiation_info
  *     extension (sslsock.c ssl_defaults: SSL_RENEGOTIATE_REQUIRES_XTN; ssl3con.c

@@ -15,7 +15,11 @@ verdict and a missing certificate fails the handshake, so OpenSSL sends its aler
 for PATH sets the connection's verify mode (``Connection.set_verify``) and renegotiates
 (``Connection.renegotiate``, i.e. ``SSL_renegotiate``: a HelloRequest), and the body reports
 the certificate of the new handshake. Other paths get the body for "no certificate".
-pyOpenSSL has no API for TLS 1.3 post-handshake authentication, so TLS 1.3 exits 127.
+The context keeps pyOpenSSL's defaults (OpenSSL's server session cache and tickets on, no
+session id context), so a client that offers its session in the renegotiation meets
+OpenSSL's "session id context uninitialized" (images/python/impl.toml, [[expect]]
+per-path-client-auth). pyOpenSSL has no API for TLS 1.3 post-handshake authentication, so
+TLS 1.3 exits 127.
 
 Each connection has its own thread and one deadline from accept to close (the
 handshake, the request, the answer and the lingering close all fit in it), and there
@@ -179,14 +183,6 @@ def make_context(args: argparse.Namespace) -> SSL.Context:
         if not names:
             raise UsageError(f"--ca-names {args.ca_names} holds no PEM certificate")
         ctx.set_client_ca_list(names)
-    if args.auth_path:
-        # An OpenSSL client answers a HelloRequest with an abbreviated handshake that offers
-        # its session (ssl/statem/statem_clnt.c, tls_process_hello_req), and a resumed
-        # session asks for no certificate. pyOpenSSL names no
-        # SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION, so the server keeps no session to
-        # resume: no session cache (SESS_CACHE_OFF) and no tickets (OP_NO_TICKET).
-        ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
-        ctx.set_options(SSL.OP_NO_TICKET)
     if args.crl:
         store = ctx.get_cert_store()
         assert store is not None

@@ -75,7 +75,11 @@ import javax.net.ssl.X509ExtendedTrustManager;
  * setNeedClientAuth(true) with --require), startHandshake() (a HelloRequest); the new
  * handshake is read as the socket reads, and its end is signalled by a
  * HandshakeCompletedEvent. The body then reports that handshake's certificate as report mode
- * does. JSSE has no TLS 1.3 post-handshake authentication, so TLS 1.3 exits 127.
+ * does. Session tickets keep JSSE's default (jdk.tls.server.enableSessionTicketExtension
+ * true), so a client that offers the first handshake's ticket resumes that session under
+ * setWantClientAuth and is asked for no certificate (images/java/impl.toml, [[expect]]
+ * per-path-client-auth). JSSE has no TLS 1.3 post-handshake authentication, so TLS 1.3
+ * exits 127.
  *
  * SSLKEYLOGFILE: JSSE has no key log; it is ignored.
  */
@@ -251,17 +255,6 @@ public final class ServerMtls {
         }
         if (authPath != null && !"1.2".equals(tlsMax)) {
             fail(127, PHA_UNSUPPORTED);
-        }
-        if (authPath != null) {
-            // An OpenSSL client answers the HelloRequest by offering its session for an
-            // abbreviated handshake, which asks for no certificate. serveAuthPath invalidates
-            // the session (SSLSocket.startHandshake's way "to force complete reauthentication"),
-            // but a TLS 1.2 stateless session ticket still resumes it under setWantClientAuth
-            // (sun/security/ssl/ClientHello.java#L973-L1011: only CLIENT_AUTH_REQUIRED refuses a
-            // session without a peer certificate): the documented JSSE property keeps the
-            // server from issuing tickets (SSLSessionContextImpl.java#L45-L48, read when the
-            // SSLContext is initialised, below).
-            System.setProperty("jdk.tls.server.enableSessionTicketExtension", "false");
         }
         int port = 9443;
         if (opts.containsKey("port")) {
@@ -456,7 +449,10 @@ public final class ServerMtls {
             log("request " + Words.json(path) + " renegotiate");
             CountDownLatch completed = new CountDownLatch(1);
             socket.addHandshakeCompletedListener(event -> completed.countDown());
-            first.invalidate(); // "To force complete reauthentication" (SSLSocket.startHandshake)
+            // SSLSocket.startHandshake()'s documentation: "To force complete reauthentication,
+            // the current session could be invalidated before starting this handshake."
+            // (https://docs.oracle.com/en/java/javase/17/docs/api/java.base/javax/net/ssl/SSLSocket.html#startHandshake())
+            first.invalidate();
             if (require) {
                 socket.setNeedClientAuth(true);
             } else {
