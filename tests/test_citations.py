@@ -55,7 +55,7 @@ PINNED = {
     "erlang/otp": "OTP-25.2.3",  # erlang 1:25.2.3+dfsg-1+deb12u*
     "gnutls/gnutls": "3.7.9",  # libgnutls30 3.7.9-2+deb12u*
     "golang/go": "go1.19.8",  # golang-1.19 1.19.8-2
-    "google/boringssl": "1530333b25589ee4d4d52b10e78ee55dd82f6dcd",  # android-13.0.0_r24 BORINGSSL_REVISION (images/boringssl/impl.toml)
+    "google/boringssl": "1530333b25589ee4d4d52b10e78ee55dd82f6dcd",  # android-13.0.0_r24
     "lighttpd/lighttpd1.4": "lighttpd-1.4.69",  # lighttpd 1.4.69-1
     "nginx/nginx": "release-1.22.1",  # nginx 1.22.1-9+deb12u*
     "nodejs/node": "v18.20.4",  # nodejs 18.20.4+dfsg-1~deb12u*
