@@ -46,9 +46,29 @@ def toy(tmp_path: Path) -> Registry:
     return toy_registry(tmp_path)
 
 
+class Overlapping(FakeRunner):
+    """The first cell waits (5 s at most) until a second worker has a cell: on a loaded
+    machine one worker could otherwise run every group before the others start."""
+
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry)
+        self.second = threading.Event()
+        self.entered = 0
+
+    def run_cell(self, cell: Cell, defer_wire: bool = False) -> CellResult:
+        with self._guard:
+            self.entered += 1
+            first = self.entered == 1
+            if not first:
+                self.second.set()
+        if first:
+            self.second.wait(5)
+        return super().run_cell(cell, defer_wire)
+
+
 def test_cells_of_one_server_never_overlap_and_keep_their_order(toy: Registry) -> None:
     cells = plan(toy, scenario_ids=["trusted-client", "no-client-cert", "wrong-hostname"])
-    runner = FakeRunner(toy)
+    runner = Overlapping(toy)
     done: list[str] = []
     results = runner.run_cells(cells, jobs=6, on_done=lambda r: done.append(r.cell.id))
     assert set(results) == {c.id for c in cells} == set(done)
