@@ -240,6 +240,16 @@ class Run:
             return f"{CERTS_MOUNT}/{resolved.relative_to(self.certs_dir)}".rstrip("/")
         raise HarnessError(f"{host_path} is not under the certificates folder or a mounted output folder")
 
+    def close_pods(self, purpose: str) -> None:
+        """Remove the pods of one ``purpose`` (a test's own runner, once its cells are done):
+        each holds a server process per configuration, and a second full set of them beside
+        the matrix's is more memory than the machine has."""
+        with self._lock:
+            pods = [pod for (_impl, used_for), pod in self._pods.items() if used_for == purpose]
+            self._pods = {key: pod for key, pod in self._pods.items() if key[1] != purpose}
+        for pod in pods:
+            pod.close()
+
     def close(self) -> None:
         """Remove every container and network of this run; safe to call twice."""
         with self._lock:
@@ -439,6 +449,17 @@ class Pod:
                 )
             self._batch[impl] = worker
             return worker
+
+    def close(self) -> None:
+        """Remove this pod's containers (its agents and workers first); the run's other
+        pods and its network stay. Safe to call twice."""
+        self.close_agents()
+        with self._lock:
+            containers = [self.server, *([self.sidecar] if self.sidecar else []), *self._clients.values()]
+            self._clients.clear()
+        for container in reversed(containers):  # the clients share the server's namespace
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                container.remove(force=True)
 
     def close_agents(self) -> None:
         with self._lock, self._batch_lock:

@@ -162,6 +162,10 @@ class Background:
         finally:
             for event in self._events.values():
                 event.set()
+            # Its pods are done: free their server processes and containers now, not at
+            # the end of the session (beside the matrix's they outgrow the machine's memory).
+            with contextlib.suppress(Exception):
+                self.runner.run.close_pods(self.runner.purpose)
 
     def outcome(self, cell: matrix.Cell) -> matrix.CellResult:
         with self._lock:
