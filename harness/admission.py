@@ -163,16 +163,9 @@ def describe(found: Registry, versions: dict[str, str]) -> dict[str, dict[str, A
     """What ``mtls-harness impls`` shows for each implementation."""
     return {
         impl.name: {
-            "stack": impl.stack,
-            "summary": impl.summary,
-            "roles": list(impl.roles),
-            "image": impl.image,
-            "version": versions.get(impl.name, "not asked"),
-            "builtin": impl.builtin,
+            **impl.record(impl.image, versions.get(impl.name, "not asked")),
             "folder": str(impl.folder),
-            "unsupported": impl.unsupported(),
             "differences": len(impl.expectations),
-            "settings": [setting.record() for setting in impl.settings],
         }
         for impl in found.impls
     }

@@ -375,16 +375,7 @@ def describe(
     described = {}
     for name in sorted(names):
         impl = found.get(name)
-        described[name] = {
-            "stack": impl.stack,
-            "summary": impl.summary,
-            "roles": list(impl.roles),
-            "image": built[name].tag if name in built else impl.image,
-            "version": versions.get(name, "unknown"),
-            "builtin": impl.builtin,
-            "unsupported": impl.unsupported(),
-            "settings": [setting.record() for setting in impl.settings],
-        }
+        described[name] = impl.record(built[name].tag if name in built else impl.image, versions.get(name, "unknown"))
     return described
 
 

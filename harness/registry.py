@@ -279,6 +279,20 @@ class Impl:
                 found.update({f"{role} {k}": v for k, v in spec.unsupported.items()})
         return found
 
+    def record(self, image: str, version: str) -> dict[str, Any]:
+        """What ``mtls-harness impls`` and results.json show of it: the stack, its roles,
+        the image, the version it said, what it lacks and the settings its wrapper makes."""
+        return {
+            "stack": self.stack,
+            "summary": self.summary,
+            "roles": list(self.roles),
+            "image": image,
+            "version": version,
+            "builtin": self.builtin,
+            "unsupported": self.unsupported(),
+            "settings": [setting.record() for setting in self.settings],
+        }
+
 
 def _str(doc: Mapping[str, Any], key: str, origin: str, default: str | None = None) -> str:
     value = doc.get(key, default)
