@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 OUT ?= out
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv certs images matrix test unit scenarios lint bench clean
+.PHONY: help venv certs images matrix test unit scenarios parity lint bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +41,10 @@ scenarios: venv ## The scenario matrix and the tutorial transcript (Docker)
 test: venv ## Unit tests, then the scenario matrix
 	$(BIN)/pytest tests
 	$(BIN)/pytest scenarios --out $(OUT)/pytest --junitxml=$(OUT)/pytest/junit.xml
+
+parity: venv ## Every parity cell both ways (make test compares a representative half)
+	$(BIN)/pytest scenarios/test_agent_parity.py scenarios/test_matrix.py scenarios/test_one_shot_parity.py \
+	  --parity all --out $(OUT)/parity --junitxml=$(OUT)/parity/junit.xml
 
 bench: venv ## Speed figures of SPEC 11 (removes the images first); writes bench.json
 	$(BIN)/python -m harness.bench --out $(OUT)/bench --floor-server python

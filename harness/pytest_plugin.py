@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from harness import capture, engine, matrix, registry, report
+from harness import capture, engine, matrix, registry, report, sampling
 from harness.errors import HarnessError
 from harness.pods import Run
 
@@ -34,6 +34,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mtls-harness")
     for option in engine.OPTIONS:
         group.addoption(option.pytest_flag, **option.argparse_kwargs(pytest_front_end=True))
+    group.addoption(
+        "--parity",
+        choices=sampling.CHOICES,
+        default=sampling.DEFAULT,
+        help="cells the parity tests run a second way: a representative half (sample, the default, "
+        "what `make test` runs) or every one (all, `make parity`); see harness/sampling.py",
+    )
 
 
 def options_from(config: pytest.Config) -> engine.Options:
@@ -106,10 +113,12 @@ class Session:
             raise HarnessError(f"{cell.id} did not run: {why}") from self._error
         return self.engine.results[cell.id]
 
-    def background(self, runner: matrix.Runner, cells: list[matrix.Cell]) -> Background:
-        """Run ``cells`` on a test's own ``runner``, ``--jobs`` at once, from the first
-        ``outcome`` on; each test then waits for its own cell (as the matrix's tests do)."""
-        started = Background(runner, cells, self.engine.options.jobs, self.engine.stop)
+    def background(self, runner: matrix.Runner, cells: list[matrix.Cell], share: int = 1) -> Background:
+        """Run ``cells`` on a test's own ``runner``, ``--jobs`` at once (divided by
+        ``share`` when that many backgrounds run side by side), from the first ``outcome``
+        on; each test then waits for its own cell (as the matrix's tests do)."""
+        jobs = max(1, self.engine.options.jobs // share)
+        started = Background(runner, cells, jobs, self.engine.stop)
         self._backgrounds.append(started)
         return started
 
@@ -212,6 +221,11 @@ def planned(config: pytest.Config) -> tuple[registry.Registry, list[matrix.Cell]
             raise pytest.UsageError(str(exc)) from exc
         config.stash[_PLAN_KEY] = found
     return found
+
+
+def parity_cells(config: pytest.Config, cells: list[matrix.Cell], found: registry.Registry) -> list[matrix.Cell]:
+    """The cells a parity test compares, as ``--parity`` chooses (harness.sampling)."""
+    return sampling.choose(cells, found, config.getoption("parity"))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -2,12 +2,14 @@
 
 The matrix serves the clients whose manifest declares a batch worker ([client.batch]:
 Node and Python) from one long-lived process each (harness/agent.py, images/CONTRACT.md
-"Batch workers"). Here every matrix cell of each such client runs again as the tutorial
-runs it, a fresh process of the one-shot program per cell, on pods of its own,
-and the verdict, the stack's own words, the exit status and the body printed must be
+"Batch workers"). Here the matrix cells of each such client run again as the tutorial
+runs them, a fresh process of the one-shot program per cell, on pods of their own, and
+the verdict, the stack's own words, the exit status and the body printed must be
 the same. OpenSSL's error strings start with the id of the thread that raised them
 (``0078056F167F0000:error:…``): one process's requests share it, processes do not; it
 is left out of the comparison, and so is a time of day (Go's "current time …").
+``make test`` compares one TLS version of each server x client x scenario, alternating
+(``--parity sample``, harness/sampling.py); ``make parity`` compares every cell.
 
 The file sorts after test_matrix.py: by the time it runs, the matrix's results are in,
 and the one-shot cells run in the background, ``--jobs`` at once, in the order of the
@@ -22,7 +24,7 @@ import pytest
 
 from harness import matrix
 from harness.matrix import Cell, CellResult, Runner
-from harness.pytest_plugin import Background, Session, planned
+from harness.pytest_plugin import Background, Session, parity_cells, planned
 
 pytestmark = pytest.mark.docker
 
@@ -35,7 +37,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     found, cells = planned(metafunc.config)
     batch = set(found.batches())
-    chosen = matrix.schedule_order([c for c in cells if c.client in batch and not c.unsupported], found)
+    batched = [c for c in cells if c.client in batch and not c.unsupported]
+    chosen = matrix.schedule_order(parity_cells(metafunc.config, batched, found), found)
     metafunc.parametrize("batch_cell", chosen, ids=[c.id for c in chosen])
 
 
