@@ -37,6 +37,29 @@ START_AHEAD = 2
 #: (server implementation, its configuration, TLS version, the cell id for fresh processes or "").
 ServerKey = tuple[str, ServerSide, str, str]
 RESULTS_SCHEMA = 2
+#: How long a scenario's earlier request may stay open on the server's side before the
+#: cell's own request starts anyway (it is written beside the cell when it does).
+CLOSED_WAIT_S = 10.0
+#: TCP states (the kernel's /proc/net/tcp numbering) of a socket its program has not
+#: closed: SYN_RECV, ESTABLISHED, CLOSE_WAIT (the peer's FIN read, no close of its own yet).
+OPEN_STATES = frozenset({"01", "03", "08"})
+
+
+def open_on_port(table: str, port: int) -> int:
+    """How many sockets of /proc/net/tcp or tcp6 text have ``port`` as their local port and
+    an open state: connections the server's program has not closed yet."""
+    count = 0
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or ":" not in fields[1]:
+            continue
+        local_port = fields[1].rsplit(":", 1)[1]
+        try:
+            if int(local_port, 16) == port and fields[3].upper() in OPEN_STATES:
+                count += 1
+        except ValueError:
+            continue
+    return count
 
 
 @dataclass(frozen=True)
@@ -461,6 +484,28 @@ class Runner:
             (cell_dir / f"before-{number}.stdout").write_bytes(result.stdout)
             (cell_dir / f"before-{number}.stderr").write_bytes(result.stderr)
             (cell_dir / f"before-{number}.exit").write_text(f"{result.exit_code}\n")
+            still_open = self._await_server_close(server, cell.client)
+            if still_open:
+                (cell_dir / f"before-{number}.still-open").write_text(still_open + "\n")
+
+    def _await_server_close(self, server: ServerProcess, client: str) -> str:
+        """Wait until the server has closed every connection to its port, as seen from
+        the pod's network namespace (the client container shares it), so that a scenario's
+        next request meets a server whose earlier connection is over, not one still
+        draining it: NSS, for one, keeps a peer's certificates in its temporary database
+        while a connection holds them, and the intermediate-cache cell would then read
+        what a concurrent connection gives. Returns "" once closed, else what stayed open."""
+        deadline = time.monotonic() + CLOSED_WAIT_S
+        argv = ("cat", "/proc/net/tcp", "/proc/net/tcp6")
+        while True:
+            table = server.pod.exec(client, argv, timeout_s=5.0, batch=False).stdout.decode(errors="replace")
+            count = open_on_port(table, server.port)
+            if count == 0:
+                return ""
+            if time.monotonic() >= deadline:
+                where = f"to port {server.port} still open on the server's side"
+                return f"{count} connection(s) {where} after {CLOSED_WAIT_S:g} s"
+            time.sleep(0.02)
 
     def _conclude(
         self, outcome: CellResult, wire: dict[str, Any] | None, alerts: list[tuple[str, str]], captured: bool = False

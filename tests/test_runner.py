@@ -175,23 +175,77 @@ def test_a_scenario_of_several_requests_runs_them_first_on_its_own_server(toy: R
     runner = FakeRunner(toy)
     runner.path_in = lambda relative: f"/certs/{relative}"  # type: ignore[method-assign]
     ran: list[tuple[str, tuple[str, ...]]] = []
+    # What the pod's /proc/net/tcp shows after the first request: the server's side of its
+    # connection in CLOSE_WAIT (the client gone, the server still draining), then closed.
+    tables = [TCP_HEAD + CLOSE_WAIT_ON_10000, TCP_HEAD + LISTEN_ON_10000 + TIME_WAIT_FROM_10000]
 
     def execute(client: str, argv: tuple[str, ...], **_kw: object) -> ExecResult:
         ran.append((client, argv))
+        if argv[0] == "cat":
+            return ExecResult(argv, 0, tables.pop(0).encode(), b"", 0.01)
         return ExecResult(argv, 0, b"first body\n", b"", 0.01)
 
-    server = SimpleNamespace(pod=SimpleNamespace(exec=execute))
+    server = SimpleNamespace(pod=SimpleNamespace(exec=execute), port=10000)
     runner._before(cell, server, "https://localhost:10000", tmp_path)  # type: ignore[arg-type]
     # The good chain first, by the cell's own client, against the same URL ...
-    ((client, argv),) = ran
+    (client, argv), *waits = ran
     assert client == "toy" and "/certs/alternate-tls-certs/localhost-client-chain.pem" in argv
     assert (tmp_path / "before-1.stdout").read_bytes() == b"first body\n"
     assert (tmp_path / "before-1.exit").read_text() == "0\n"
+    # ... then until the server has closed that connection: asked twice, the second closed.
+    assert [w[1][0] for w in waits] == ["cat", "cat"] and not tables
+    assert not (tmp_path / "before-1.still-open").exists()
     # ... and the cell has a server process of its own, unlike a one-request scenario
     # with the same server configuration.
     (single,) = [c for c in plan(toy, scenario_ids=["leaf-without-intermediate"], tls=["1.2"]) if c.client == "toy"]
     assert cell.scenario.server == single.scenario.server
     assert runner.server_key(cell)[-1] == cell.id and runner.server_key(single)[-1] == ""
+
+
+TCP_HEAD = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+LISTEN_ON_10000 = "   0: 00000000:2710 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n"
+CLOSE_WAIT_ON_10000 = "   1: 0100007F:2710 0100007F:B0C2 08 00000000:00000000 00:00000000 00000000     0        0 2 1\n"
+TIME_WAIT_FROM_10000 = "   2: 0100007F:2710 0100007F:B0C4 06 00000000:00000000 03:00000F9C 00000000  0  0 0 3\n"
+ESTABLISHED_TO_10000 = "   3: 0100007F:B0C6 0100007F:2710 01 00000000:00000000 00:00000000 00000000  0  0 4 1\n"
+ESTABLISHED_ON_10001_V6 = (
+    "   0: 0000000000000000FFFF00000100007F:2711 0000000000000000FFFF00000100007F:B0C8 01 "
+    "00000000:00000000 00:00000000 00000000     0        0 5 1\n"
+)
+
+
+def test_open_connections_are_the_servers_unclosed_sockets_on_its_port() -> None:
+    from harness.matrix import open_on_port
+
+    assert open_on_port(TCP_HEAD + LISTEN_ON_10000, 10000) == 0
+    assert open_on_port(TCP_HEAD + CLOSE_WAIT_ON_10000, 10000) == 1
+    assert open_on_port(TCP_HEAD + TIME_WAIT_FROM_10000, 10000) == 0  # closed by the server
+    assert open_on_port(TCP_HEAD + ESTABLISHED_TO_10000, 10000) == 0  # a client's socket, not the server's
+    assert open_on_port(TCP_HEAD + ESTABLISHED_ON_10001_V6, 10001) == 1
+    assert open_on_port(TCP_HEAD + ESTABLISHED_ON_10001_V6, 10000) == 0
+    assert open_on_port("cat: /proc/net/tcp6: No such file or directory\n", 10000) == 0
+
+
+def test_an_earlier_request_still_open_after_the_wait_is_written_beside_the_cell(
+    toy: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from harness import matrix
+    from harness.pods import ExecResult
+
+    monkeypatch.setattr(matrix, "CLOSED_WAIT_S", 0.05)
+    (cell,) = [c for c in plan(toy, scenario_ids=["intermediate-cache"], tls=["1.2"]) if c.client == "toy"]
+    runner = FakeRunner(toy)
+    runner.path_in = lambda relative: f"/certs/{relative}"  # type: ignore[method-assign]
+
+    def execute(client: str, argv: tuple[str, ...], **_kw: object) -> ExecResult:
+        out = TCP_HEAD + CLOSE_WAIT_ON_10000 if argv[0] == "cat" else "body\n"
+        return ExecResult(argv, 0, out.encode(), b"", 0.01)
+
+    server = SimpleNamespace(pod=SimpleNamespace(exec=execute), port=10000)
+    runner._before(cell, server, "https://localhost:10000", tmp_path)  # type: ignore[arg-type]
+    note = (tmp_path / "before-1.still-open").read_text()
+    assert note.startswith("1 connection(s) to port 10000 still open on the server's side after 0.05 s")
 
 
 def test_a_server_that_exits_127_at_start_makes_its_cells_unsupported_with_its_reason(
