@@ -144,6 +144,16 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
                         f"{'':36}   {impl.name} as {expect.role}{' (' + where + ')' if where else ''}: "
                         f"{expect.verdict} -- {expect.rule} [{expect.source}]"
                     )
+            for race in impl.races:
+                if any(race.matches(scenario.id, tls, (race.peer or ("",))[0]) for tls in ("1.2", "1.3")):
+                    where = ", ".join(
+                        f"{k}={v}" for k, v in (("tls", race.tls), ("peer", ",".join(race.peer or ()))) if v
+                    )
+                    print(
+                        f"{'':36}   {impl.name} as {race.role}{' (' + where + ')' if where else ''}: "
+                        f"when {' or '.join(race.when)}, also {' or '.join(race.also)} (a race) -- "
+                        f"{race.rule} [{race.source}]"
+                    )
     return 0
 
 
@@ -192,7 +202,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if args.html is not None:
         args.html.parent.mkdir(parents=True, exist_ok=True)
         args.html.write_text(diff.render_html(comparison))
-    return 1 if comparison.changes else 0
+    return 1 if comparison.changed or comparison.only_new or comparison.only_old else 0
 
 
 def cmd_clean(args: argparse.Namespace) -> int:

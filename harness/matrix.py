@@ -200,6 +200,9 @@ class CellResult:
             lines.append(f"  stack rule: {self.reason}")
         if self.cell.expected.source:
             lines.append(f"  source: {self.cell.expected.source}")
+        for race in self.cell.expected.races:
+            lines.append(f"  race ({' or '.join(race.also)}): {race.rule}")
+            lines.append(f"  race source: {race.source}")
         if not self.native_ok:
             lines.append(f"  native words: expected {self.expected_native!r}, the stack said {self.native!r}")
         if self.decided_by:
@@ -230,6 +233,20 @@ class CellResult:
             "expected": self.expected,
             "expected_native": self.expected_native,
             **({"racy": list(self.cell.expected.also)} if self.racy else {}),
+            **(
+                {
+                    "races": [
+                        {
+                            "by": self.cell.server if r.role == "server" else self.cell.client,
+                            "rule": r.rule,
+                            "source": r.source,
+                        }
+                        for r in self.cell.expected.races
+                    ]
+                }
+                if self.cell.expected.races
+                else {}
+            ),
             "observed": self.observed,
             "native": self.native,
             "passed": self.passed,

@@ -19,7 +19,7 @@ import fnmatch
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -226,6 +226,35 @@ class Expectation:
 
 
 @dataclass(frozen=True)
+class Race:
+    """A race inside the stack (SPEC §14, "Races as data") that holds whatever the cell's
+    expected verdict is: every cell it matches whose expected verdict matches ``when`` may
+    also end in ``also``. One rule for many cells, e.g. a server that closes at once after
+    its alert, so that a TCP reset can reach the client first, in every rejection."""
+
+    scenarios: tuple[str, ...]
+    role: str
+    when: tuple[str, ...]  # globs over the expected verdict, e.g. "server-rejected:*"
+    also: tuple[str, ...]
+    rule: str
+    source: str
+    origin: str
+    tls: str | None = None
+    peer: tuple[str, ...] | None = None
+
+    def matches(self, scenario: str, tls: str, peer: str) -> bool:
+        return (
+            any(fnmatch.fnmatchcase(scenario, pattern) for pattern in self.scenarios)
+            and self.tls in (None, tls)
+            and (self.peer is None or peer in self.peer)
+        )
+
+    def holds_for(self, verdict: str) -> bool:
+        """Whether the race applies to a cell expected to end in ``verdict``."""
+        return any(fnmatch.fnmatchcase(verdict, pattern) for pattern in self.when) and verdict not in self.also
+
+
+@dataclass(frozen=True)
 class Setting:
     """A setting the wrapper makes beyond the stack's own mTLS example or defaults (SPEC §14,
     "Settings declared"): what it is, why the wrapper makes it, and where the stack documents
@@ -265,6 +294,7 @@ class Impl:
     expectations: tuple[Expectation, ...]
     builtin: bool = True
     settings: tuple[Setting, ...] = ()
+    races: tuple[Race, ...] = ()
 
     @property
     def recorded_dir(self) -> Path:
@@ -470,23 +500,7 @@ def _expectations(entries: object, origin: str, roles: tuple[str, ...]) -> tuple
         wire = entry.get("wire")
         if wire is not None and wire not in WIRE_OVERRIDES:
             raise ManifestError(f"{where}: wire must be one of {', '.join(WIRE_OVERRIDES)}")
-        scenarios = entry.get("scenario")
-        scenarios = [scenarios] if isinstance(scenarios, str) else scenarios
-        if not isinstance(scenarios, list) or not scenarios or not all(isinstance(s, str) for s in scenarios):
-            raise ManifestError(f"{where}: scenario is an id, a glob or a list of them")
-        for pattern in scenarios:
-            if not any(fnmatch.fnmatchcase(known, pattern) for known in BY_ID):
-                raise ManifestError(f"{where}: scenario {pattern!r} matches no scenario of the catalogue")
-        role = entry.get("role")
-        if role not in roles:
-            raise ManifestError(f"{where}: role must be one of this implementation's roles ({', '.join(roles)})")
-        tls = entry.get("tls")
-        if tls is not None and tls not in TLS_VERSIONS:
-            raise ManifestError(f"{where}: tls must be one of {', '.join(TLS_VERSIONS)}")
-        peer = entry.get("peer")
-        peer = [peer] if isinstance(peer, str) else peer
-        if peer is not None and (not isinstance(peer, list) or not peer or not all(isinstance(p, str) for p in peer)):
-            raise ManifestError(f"{where}: peer is an implementation's name or a list of them")
+        scenarios, role, tls, peer = _selectors(entry, where, roles)
         verdict = _str(entry, "verdict", where)
         check_verdict(verdict, where)
         also = _also(entry.get("also"), verdict, where)
@@ -494,17 +508,77 @@ def _expectations(entries: object, origin: str, roles: tuple[str, ...]) -> tuple
         source = _str(entry, "source", where)
         found.append(
             Expectation(
-                tuple(scenarios),
+                scenarios,
                 role,
                 verdict,
                 rule,
                 source,
                 where,
                 tls,
-                tuple(peer) if peer is not None else None,
+                peer,
                 entry.get("native"),
                 wire,
                 also,
+            )
+        )
+    return tuple(found)
+
+
+def _selectors(
+    entry: Mapping[str, Any], where: str, roles: tuple[str, ...]
+) -> tuple[tuple[str, ...], str, str | None, tuple[str, ...] | None]:
+    """The cells an [[expect]] or a [[race]] names: scenario ids or globs, the role, the TLS
+    version (None: both) and the peers (None: every one)."""
+    scenarios = entry.get("scenario")
+    scenarios = [scenarios] if isinstance(scenarios, str) else scenarios
+    if not isinstance(scenarios, list) or not scenarios or not all(isinstance(s, str) for s in scenarios):
+        raise ManifestError(f"{where}: scenario is an id, a glob or a list of them")
+    for pattern in scenarios:
+        if not any(fnmatch.fnmatchcase(known, pattern) for known in BY_ID):
+            raise ManifestError(f"{where}: scenario {pattern!r} matches no scenario of the catalogue")
+    role = entry.get("role")
+    if role not in roles:
+        raise ManifestError(f"{where}: role must be one of this implementation's roles ({', '.join(roles)})")
+    tls = entry.get("tls")
+    if tls is not None and tls not in TLS_VERSIONS:
+        raise ManifestError(f"{where}: tls must be one of {', '.join(TLS_VERSIONS)}")
+    peer = entry.get("peer")
+    peer = [peer] if isinstance(peer, str) else peer
+    if peer is not None and (not isinstance(peer, list) or not peer or not all(isinstance(p, str) for p in peer)):
+        raise ManifestError(f"{where}: peer is an implementation's name or a list of them")
+    return tuple(scenarios), str(role), tls, tuple(peer) if peer is not None else None
+
+
+def _races(entries: object, origin: str, roles: tuple[str, ...]) -> tuple[Race, ...]:
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        raise ManifestError(f"{origin}: race is a list of [[race]] tables")
+    found = []
+    for index, entry in enumerate(entries):
+        where = f"{origin}[{index}]"
+        if not isinstance(entry, dict):
+            raise ManifestError(f"{where}: a race is a table")
+        _check_keys(entry, {"scenario", "role", "tls", "peer", "when", "also", "rule", "source"}, where)
+        scenarios, role, tls, peer = _selectors(entry, where, roles)
+        when = entry.get("when")
+        when = [when] if isinstance(when, str) else when
+        if not isinstance(when, list) or not when or not all(isinstance(w, str) and w for w in when):
+            raise ManifestError(f"{where}: when is the expected verdicts the race holds for (a glob or a list)")
+        if entry.get("also") is None:
+            raise ManifestError(f"{where}: also is the list of the other verdicts the race can end in")
+        also = _also(entry.get("also"), "", where)
+        found.append(
+            Race(
+                scenarios,
+                role,
+                tuple(when),
+                also,
+                _str(entry, "rule", where),
+                _str(entry, "source", where),
+                where,
+                tls,
+                peer,
             )
         )
     return tuple(found)
@@ -539,7 +613,20 @@ def load_manifest(path: Path, builtin: bool = True) -> Impl:
     origin = str(path)
     _check_keys(
         doc,
-        {"name", "stack", "summary", "roles", "image", "build", "version", "server", "client", "expect", "settings"},
+        {
+            "name",
+            "stack",
+            "summary",
+            "roles",
+            "image",
+            "build",
+            "version",
+            "server",
+            "client",
+            "expect",
+            "race",
+            "settings",
+        },
         origin,
     )
     name = _str(doc, "name", origin)
@@ -575,6 +662,7 @@ def load_manifest(path: Path, builtin: bool = True) -> Impl:
         expectations=_expectations(doc.get("expect"), f"{origin} [[expect]]", tuple(r for r in ROLES if r in roles)),
         builtin=builtin,
         settings=_settings(doc.get("settings"), f"{origin} [[settings]]", tuple(r for r in ROLES if r in roles)),
+        races=_races(doc.get("race"), f"{origin} [[race]]", tuple(r for r in ROLES if r in roles)),
     )
 
 
@@ -643,6 +731,8 @@ class Expected:
     wire: str | None = None
     by: str = ""  # the implementation whose manifest says so ("" for the catalogue's default)
     also: tuple[str, ...] = ()  # a race inside the stack: the other verdicts it can end in
+    # The [[race]] entries that add to ``also`` (their rules and sources are theirs).
+    races: tuple[Race, ...] = ()
 
     @property
     def verdicts(self) -> tuple[str, ...]:
@@ -772,6 +862,16 @@ class Registry:
         would do applies. Then the most specific expectation wins: one naming its peer
         before one that does not, the server's before the client's.
         """
+        expected = self._chosen(server, client, scenario, tls)
+        races = tuple(r for r in self.races(server, client, scenario.id, tls) if r.holds_for(expected.verdict))
+        if not races:
+            return expected
+        also = tuple(
+            dict.fromkeys(v for v in (*expected.also, *(a for r in races for a in r.also)) if v != expected.verdict)
+        )
+        return replace(expected, also=also, races=races)
+
+    def _chosen(self, server: str, client: str, scenario: Scenario, tls: str) -> Expected:
         candidates = self._candidates(server, client, scenario.id, tls)
         if not candidates and scenario.like:
             candidates = self._candidates(server, client, scenario.like, tls)
@@ -785,6 +885,13 @@ class Registry:
         if names is not None:
             native = scenario.native.get(names)
         return Expected(verdict, native, reason, "")
+
+    def races(self, server: str, client: str, scenario: str, tls: str) -> list[Race]:
+        """The [[race]] entries of the server's manifest (as server) and the client's (as
+        client) that name this cell, whatever its expected verdict."""
+        found = [r for r in self.get(server).races if r.role == "server" and r.matches(scenario, tls, client)]
+        found += [r for r in self.get(client).races if r.role == "client" and r.matches(scenario, tls, server)]
+        return found
 
     def _candidates(self, server: str, client: str, scenario: str, tls: str) -> list[Expectation]:
         found = [e for e in self.get(server).expectations if e.role == "server" and e.matches(scenario, tls, client)]

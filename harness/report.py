@@ -235,6 +235,8 @@ def _cell_html(record: dict[str, Any], base: Path) -> str:
     if record.get("racy"):
         # A race inside the stack, declared with its rule (SPEC §14): any of these passes.
         racy = " or " + " or ".join(f"<code>{_esc(v)}</code>" for v in record["racy"]) + " (racy: the stack's own race)"
+    for race in record.get("races", []):
+        reason += f"<div>race ({_esc(race['by'])}): {_esc(race['rule'])}</div><div>source: {_esc(race['source'])}</div>"
     wire = record.get("wire")
     wire_html = ""
     if wire:
@@ -270,12 +272,17 @@ def differences(document: dict[str, Any]) -> list[dict[str, Any]]:
     found: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
     for cell in document.get("cells", []):
         by = cell.get("expected_by")
+        rule, source = str(cell.get("reason") or ""), str(cell.get("source") or "")
+        if not by and cell.get("races"):
+            # The default verdict, and a race of the stack's declared with its own rule.
+            race = cell["races"][0]
+            by, rule, source = race["by"], race["rule"], race["source"]
         if not by:
             continue
         role = "server" if by == cell["server"] else "client"
         peer = cell["client"] if role == "server" else cell["server"]
         verdict = " or ".join([str(cell["expected"]), *cell.get("racy", [])])
-        key = (str(cell["scenario"]), str(by), role, verdict, str(cell.get("reason") or ""))
+        key = (str(cell["scenario"]), str(by), role, verdict, rule)
         entry = found.setdefault(
             key,
             {
@@ -284,7 +291,7 @@ def differences(document: dict[str, Any]) -> list[dict[str, Any]]:
                 "role": role,
                 "verdict": key[3],
                 "rule": key[4],
-                "source": cell.get("source") or "",
+                "source": source,
                 "tls": set(),
                 "peers": set(),
                 "cells": 0,

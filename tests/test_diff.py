@@ -57,6 +57,33 @@ def test_the_command_exits_1_on_a_change_0_when_equal_and_writes_html(tmp_path: 
     assert "0 verdict(s) changed, 0 only in NEW, 0 only in OLD" in same.stdout
 
 
+def _racy(observed: str, run_id: str, racy: list[str] | None = None) -> dict[str, object]:
+    cell = record("nss", "curl", "require-expired-client-cert", "1.3", observed, "server-rejected:certificate_expired")
+    if racy:
+        cell["racy"] = racy
+    return document(cell, run_id=run_id)
+
+
+def test_another_outcome_of_a_declared_race_is_listed_apart_and_is_no_change(tmp_path: Path) -> None:
+    """SPEC §14: a cell whose stack declares a race may end in any of its outcomes; diff
+    says so apart, and exits 0 when nothing else changed. Outside the declared outcomes, or
+    declared by one run only, it is a change."""
+    closed = ["server-rejected:closed"]
+    raced = diff.compare(_racy("server-rejected:certificate_expired", "a", closed), _racy(closed[0], "b", closed))
+    assert raced.changed == [] and [c.cell for c in raced.raced] == [
+        "nss-server--curl-client--require-expired-client-cert--tls1.3"
+    ]
+    text = diff.render_text(raced)
+    assert "0 verdict(s) changed" in text and "1 other cell(s) ended in another outcome of a race" in text
+    assert "within a declared race" in diff.render_html(raced)
+    # An outcome the race does not list, or a race only the newer run declares: a change.
+    assert diff.compare(_racy(closed[0], "a", closed), _racy("ok", "b", closed)).changed
+    assert diff.compare(_racy("server-rejected:certificate_expired", "a"), _racy(closed[0], "b", closed)).changed
+    (tmp_path / "a.json").write_text(json.dumps(_racy("server-rejected:certificate_expired", "a", closed)))
+    (tmp_path / "b.json").write_text(json.dumps(_racy(closed[0], "b", closed)))
+    assert cli(str(tmp_path / "a.json"), str(tmp_path / "b.json")).returncode == 0
+
+
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     (tmp_path / "list.json").write_text("[]")
     (tmp_path / "broken.json").write_text("{")

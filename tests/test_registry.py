@@ -288,6 +288,64 @@ def test_a_declared_race_names_real_other_verdicts(tmp_path: Path, also: str, pr
         registry.load(folder=tmp_path)
 
 
+RACE = (
+    '[[race]]\nscenario = "require-*"\nrole = "server"\ntls = "1.3"\nwhen = "server-rejected:*"\n'
+    'also = ["server-rejected:closed"]\nrule = "it closes at once after its alert"\n'
+    'source = "https://example.invalid/toy/src/close.c#L3"\n'
+)
+
+
+def test_a_race_holds_for_every_cell_it_names_whatever_the_expected_verdict(tmp_path: Path) -> None:
+    """SPEC §14: a [[race]] adds its outcomes to each cell it names whose expected verdict
+    matches ``when``, keeping the verdict the catalogue or an [[expect]] chose."""
+    from harness.matrix import CellResult
+
+    write_impl(tmp_path, "toy", TOY_SERVER + RACE)
+    found = registry.load(folder=tmp_path)
+    cells = {c.id: c for c in plan(found)}
+    # The catalogue's default verdict, with the race's outcome beside it.
+    no_cert = cells["toy-server--toy-client--require-no-client-cert--tls1.3"]
+    assert no_cert.expected.verdicts == ("server-rejected:certificate_required", "server-rejected:closed")
+    assert no_cert.expected.by == "" and no_cert.expected.races[0].rule == "it closes at once after its alert"
+    # An [[expect]]'s verdict and rule (tests/stacks.py) stay; the race adds to them.
+    expired_cell = cells["toy-server--toy-client--require-expired-client-cert--tls1.3"]
+    assert expired_cell.expected.verdicts == ("server-rejected:bad_certificate", "server-rejected:closed")
+    assert expired_cell.expected.rule == "Toy TLS answers every rejected certificate with bad_certificate"
+    result = CellResult(expired_cell, "server-rejected:closed")
+    assert result.passed and result.racy
+    assert result.record()["races"] == [
+        {
+            "by": "toy",
+            "rule": "it closes at once after its alert",
+            "source": "https://example.invalid/toy/src/close.c#L3",
+        }
+    ]
+    assert "race (server-rejected:closed): it closes at once" in CellResult(expired_cell, "ok").explain()
+    # Not named: TLS 1.2, a scenario outside the glob, a verdict outside ``when``.
+    assert not cells["toy-server--toy-client--require-no-client-cert--tls1.2"].expected.also
+    assert not cells["toy-server--toy-client--trusted-client--tls1.3"].expected.also
+    assert not cells["toy-server--toy-client--require-trusted-client--tls1.3"].expected.also
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (('when = "server-rejected:*"\n', ""), "when is the expected verdicts"),
+        (('also = ["server-rejected:closed"]\n', ""), "also is the list"),
+        (('also = ["server-rejected:closed"]', 'also = ["timeout"]'), "cannot be a race's other outcome"),
+        (('role = "server"', 'role = "proxy"'), "role must be one of"),
+        (('rule = "it closes at once after its alert"\n', ""), "rule must be a non-empty string"),
+        (('tls = "1.3"', 'tls = "1.4"'), "tls must be one of"),
+        (("\nrole", '\nwhy = "x"\nrole'), "why"),
+    ],
+)
+def test_a_race_is_refused_when_it_is_not_whole(tmp_path: Path, change: tuple[str, str], problem: str) -> None:
+    assert change[0] in RACE
+    write_impl(tmp_path, "toy", TOY_SERVER + RACE.replace(*change))
+    with pytest.raises(ManifestError, match=re.escape(problem)):
+        registry.load(folder=tmp_path)
+
+
 def test_a_setting_beyond_the_stacks_defaults_is_declared_data(tmp_path: Path) -> None:
     """SPEC §14: [[settings]] says what a wrapper sets beyond the stack's defaults, why, and where."""
     setting = (

@@ -337,6 +337,21 @@ def test_a_racy_cell_shows_every_verdict_its_stack_can_end_in() -> None:
     assert entry["verdict"] == "server-rejected:certificate_required or server-rejected:closed"
 
 
+def test_a_race_declared_apart_from_a_default_verdict_is_a_difference_with_its_own_rule() -> None:
+    """A [[race]] on a cell the catalogue's default decides: the cell shows the race's rule,
+    and the differences list it under the stack that declares it."""
+    racy = record(
+        "go", "curl", "require-no-client-cert", "1.3", "server-rejected:closed", "server-rejected:certificate_required"
+    )
+    race = {"by": "go", "rule": "net/http closes at once", "source": "https://example.invalid/server.go#L1873"}
+    racy.update({"racy": ["server-rejected:closed"], "races": [race], "passed": True, "status": "passed"})
+    page = report.render_html(document(racy), Path("/run/out"))
+    assert "race (go): net/http closes at once" in page
+    (entry,) = report.differences(document(racy))
+    assert (entry["stack"], entry["role"], entry["rule"]) == ("go", "server", "net/http closes at once")
+    assert entry["verdict"] == "server-rejected:certificate_required or server-rejected:closed"
+
+
 def test_the_report_shows_every_setting_a_wrapper_makes_beyond_its_stacks_defaults() -> None:
     doc = document()
     doc["run"]["implementations"]["node"]["settings"] = [  # type: ignore[index]
