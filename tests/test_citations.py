@@ -1,7 +1,7 @@
 """Citations checkable (SPEC §14): every manifest rule cites what a reader can open and
-check, and every ``[[expect]]`` decides at least one cell.
+check, every ``[[expect]]`` decides at least one cell and every ``[[race]]`` holds for one.
 
-A ``source`` (of an ``[[expect]]`` or a ``[[settings]]`` entry) is one or more citations
+A ``source`` (of an ``[[expect]]``, a ``[[race]]`` or a ``[[settings]]`` entry) is one or more citations
 separated by ``;`` and a space. A citation may be followed by free text in parentheses and
 by further line anchors in the same file (``and #L1912``). A citation is one of:
 
@@ -63,6 +63,7 @@ PINNED = {
     "openjdk/jdk17u": "jdk-17.0.21.1+2",  # openjdk-17 17.0.21.1+2-1~deb12u1: "OpenJDK 17.0.21.1 release, build 2"
     "openssl/openssl": "openssl-3.0.22",  # libssl3 3.0.22-1~deb12u*
     "psf/requests": "v2.28.1",  # python3-requests 2.28.1+dfsg-1
+    "python/cpython": "v3.11.2",  # python3.11 3.11.2-6+deb12u*
     "rust-lang/rust": "1.63.0",  # rustc 1.63.0+dfsg1-2: the std the rustls image's programs are built with
     "rustls/rustls": "v/0.20.8",  # librust-rustls-dev 0.20.8
     "wolfSSL/wolfssl": "v5.5.4-stable",  # libwolfssl35 5.5.4-2+deb12u*
@@ -193,6 +194,8 @@ def _sources() -> Iterator[tuple[str, str]]:
             yield f"{impl.name} [[expect]][{index}]", expectation.source
         for index, setting in enumerate(impl.settings):
             yield f"{impl.name} [[settings]][{index}]", setting.source
+        for index, race in enumerate(impl.races):
+            yield f"{impl.name} [[race]][{index}]", race.source
 
 
 def test_every_source_is_pinned_with_lines_or_a_documentation_page() -> None:
@@ -267,6 +270,28 @@ def test_every_expectation_decides_a_cell() -> None:
         if not counts[id(e)]
     ]
     assert not dead, "these decide no cell of the default plan:\n" + "\n".join(dead)
+
+
+def test_every_race_holds_for_a_cell() -> None:
+    """A [[race]] that no cell of the default plan takes (its scenarios, TLS version, peers
+    or expected verdicts meet none) is stale knowledge too."""
+    dead = idle_races(registry.default())
+    assert not dead, "these races hold for no cell of the default plan:\n" + "\n".join(dead)
+
+
+def idle_races(found: Registry) -> list[str]:
+    taken = {id(race) for cell in plan(found) if not cell.unsupported for race in cell.expected.races}
+    return [f"{impl.name} {race.origin}" for impl in found.impls for race in impl.races if id(race) not in taken]
+
+
+def test_a_race_for_a_tls_version_its_stack_cannot_run_holds_for_nothing(tmp_path: Path) -> None:
+    toy = TOY_SERVER.replace("unsupported = { crl", 'unsupported = { "tls1.3" = "Toy TLS stops at 1.2", crl')
+    race = (
+        '[[race]]\nscenario = "require-*"\nrole = "server"\ntls = "{tls}"\nwhen = "server-rejected:*"\n'
+        'also = ["server-rejected:closed"]\nrule = "r"\nsource = "https://example.invalid/t#L1"\n'
+    )
+    write_impl(tmp_path, "toy", toy + race.format(tls="1.3") + race.format(tls="1.2"))
+    assert idle_races(registry.load(folder=tmp_path)) == [f"toy {tmp_path}/toy/impl.toml [[race]][0]"]
 
 
 def _describe(expectation: Expectation) -> str:

@@ -1,6 +1,6 @@
 """The verdict engine and every stack's error map, on real outputs recorded from the stacks.
 
-Each recording (``images/<client>/recorded/<cell-id>.json``) holds what a client printed
+Each recording (``images/<client>/recorded/<cell-id>[.<outcome>].json``) holds what a client printed
 and what the server logged in one real cell; the verdict it must map to comes from the
 catalogue and the manifests (the spec and the stacks' rules), not from the run that
 recorded it. ``tests/tools/record_outputs.py`` writes them from a finished run.
@@ -37,8 +37,9 @@ def test_recorded_output_maps_to_the_specified_verdict(path: Path) -> None:
     assert path.parent.parent.name == cell.client, "a recording lives beside its client's manifest"
     evidence = Evidence(recording["exit_code"], recording["stdout"], recording["stderr"], recording["server_log"])
     decision = decide(evidence, REGISTRY.client(cell.client), REGISTRY.server(cell.server))
-    assert decision.verdict == cell.expected.verdict, (decision, cell.expected)
-    if cell.expected.native is not None:
+    # A cell with a race its stack declares (SPEC §14) may have been recorded in any of its outcomes.
+    assert decision.verdict in cell.expected.verdicts, (decision, cell.expected)
+    if cell.expected.native is not None and decision.verdict == cell.expected.verdict:
         assert decision.native == cell.expected.native
 
 

@@ -80,7 +80,6 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <base64.h>
@@ -90,7 +89,6 @@
 #include <nss.h>
 #include <pk11pub.h>
 #include <prerror.h>
-#include <private/pprio.h> /* PR_FileDesc2NativeHandle */
 #include <secerr.h>
 #include <ssl.h>
 #include <sslerr.h>
@@ -99,7 +97,6 @@
 
 #define DEADLINE_S 10
 #define MAX_REQUEST 16384
-#define LINGER_S 10
 
 static struct {
 	const char *db, *nickname, *crl, *ca_names, *tls_max, *auth_path;
@@ -248,36 +245,13 @@ static const char *tls_name(PRUint16 v)
 }
 
 /*
- * End the TCP connection without a reset: closing a socket while the client still sends
+ * End the connection at once, as selfserv does (PR_Close). When the client still sends
  * (the rest of its TLS 1.2 flight, the request a TLS 1.3 client sends right after its
- * Finished) makes the kernel answer with RST, which can destroy the alert just sent
- * before a slow client reads it. So: half-close, discard what arrives, and close once
- * the client has closed too (TCP_INFO: its FIN has arrived), or after LINGER_S. The
- * state is read rather than recv()'s end of file because NSS itself shuts the socket
- * down for reading after a missing certificate (ssl3_HandleNoCertificate).
+ * Finished) the kernel answers with RST (RFC 1122 4.2.2.13), which can reach the client
+ * before it reads the alert just sent: the matrix shows what a user of NSS gets.
  */
-static void linger_close(PRFileDesc *ssl)
+static void close_connection(PRFileDesc *ssl)
 {
-	PROsfd fd = PR_FileDesc2NativeHandle(ssl);
-	char buf[4096];
-	int waited_ms;
-
-	if (fd >= 0) {
-		shutdown(fd, SHUT_WR);
-		for (waited_ms = 0; waited_ms < LINGER_S * 1000; waited_ms += 10) {
-			struct tcp_info ti;
-			socklen_t len = sizeof(ti);
-
-			while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
-				;
-			if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
-				break;
-			if (ti.tcpi_state != TCP_ESTABLISHED && ti.tcpi_state != TCP_FIN_WAIT1 &&
-			    ti.tcpi_state != TCP_FIN_WAIT2)
-				break; /* TIME_WAIT, CLOSING, CLOSE...: the client has closed */
-			PR_Sleep(PR_MillisecondsToInterval(10));
-		}
-	}
 	PR_Close(ssl);
 }
 
@@ -452,7 +426,7 @@ static void serve(void *arg)
 			snprintf(extra, sizeof(extra), " sent-alert=%s", alert_name(c->sent_alert));
 		log_line("handshake-failed %s: %s%s", error_name(err), PR_ErrorToString(err, PR_LANGUAGE_I_DEFAULT),
 			 extra);
-		linger_close(ssl);
+		close_connection(ssl);
 		free(c);
 		return;
 	}
@@ -464,14 +438,14 @@ static void serve(void *arg)
 	if (!opt.auth_path) {
 		valid = judge(ssl, c, proto, reason, sizeof(reason));
 		if (read_request(ssl, c, request, &have) != 0) {
-			linger_close(ssl);
+			close_connection(ssl);
 			free(c);
 			return;
 		}
 	} else {
 		/* --auth-path: the request first, then the certificate if it is for PATH. */
 		if (read_request(ssl, c, request, &have) != 0) {
-			linger_close(ssl);
+			close_connection(ssl);
 			free(c);
 			return;
 		}
@@ -482,7 +456,7 @@ static void serve(void *arg)
 			int asked = ask_certificate(ssl, c, info.protocolVersion, &err);
 			if (asked < 0) {
 				/* NSS ended the connection (its alert, if any, is sent). */
-				linger_close(ssl);
+				close_connection(ssl);
 				free(c);
 				return;
 			}
@@ -492,7 +466,7 @@ static void serve(void *arg)
 					log_line("client-auth-failed %s %s: %s (closing: --require)", proto, error_name(err),
 						 PR_ErrorToString(err, PR_LANGUAGE_I_DEFAULT));
 					PR_Shutdown(ssl, PR_SHUTDOWN_SEND);
-					linger_close(ssl);
+					close_connection(ssl);
 					free(c);
 					return;
 				}
@@ -528,7 +502,7 @@ static void serve(void *arg)
 	}
 	/* close_notify, then the TCP half-close (ssl_SecureShutdown). */
 	PR_Shutdown(ssl, PR_SHUTDOWN_SEND);
-	linger_close(ssl);
+	close_connection(ssl);
 	free(c);
 }
 

@@ -109,43 +109,6 @@ func (handshakeErrors) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// lingerListener's connections close without a reset: shut down the sending side, read
-// and discard what the client still sends for up to a second, then close. A plain
-// close() with unread data (a TLS 1.3 client's request, a TLS 1.2 client's rest of
-// flight) makes the kernel send an RST that can destroy, in the client's receive
-// buffer, the alert crypto/tls has just sent. TCP only: nothing of TLS changes.
-type lingerListener struct{ net.Listener }
-
-func (l lingerListener) Accept() (net.Conn, error) {
-	conn, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &lingerConn{Conn: conn}, nil
-}
-
-type lingerConn struct {
-	net.Conn
-	once sync.Once
-}
-
-func (c *lingerConn) Close() error {
-	c.once.Do(func() {
-		tcp, ok := c.Conn.(*net.TCPConn)
-		if !ok {
-			c.Conn.Close()
-			return
-		}
-		tcp.CloseWrite()
-		tcp.SetReadDeadline(time.Now().Add(time.Second))
-		go func() {
-			io.Copy(io.Discard, tcp)
-			tcp.Close()
-		}()
-	})
-	return nil
-}
-
 type server struct {
 	roots   *x509.CertPool // nil: the system roots
 	require bool
@@ -339,7 +302,7 @@ func main() {
 	}
 	srv.SetKeepAlivesEnabled(false)
 	logLine(fmt.Sprintf("Example mTLS app listening at https://localhost:%d", *port))
-	if err := srv.ServeTLS(lingerListener{listener}, "", ""); err != nil {
+	if err := srv.ServeTLS(listener, "", ""); err != nil {
 		fail(1, "%v", err)
 	}
 }

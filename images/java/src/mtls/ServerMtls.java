@@ -96,7 +96,6 @@ public final class ServerMtls {
             + "(sun/security/ssl/PostHandshakeContext.java#L57-L61), and SSLSocket.startHandshake() on an established "
             + "TLS 1.3 connection sends a KeyUpdate, never a CertificateRequest (sun/security/ssl/SSLHandshake.java#L538-L542); "
             + "JEP 332 (https://openjdk.org/jeps/332) lists no post-handshake authentication";
-    static final int LINGER_MS = 1_000;
     static final PrintStream OUT = new PrintStream(System.out, true, StandardCharsets.UTF_8);
 
     static synchronized void log(String line) {
@@ -340,15 +339,17 @@ public final class ServerMtls {
 
     /**
      * One connection. The TLS socket is JSSE's server-mode socket layered over the accepted
-     * TCP socket (SSLSocketFactory.createSocket(socket, null, false), the same SSLSocketImpl
-     * with the same defaults an SSLServerSocket hands out) so that the TCP socket can be
-     * closed without a reset once TLS is done: see linger().
+     * TCP socket with autoClose (SSLSocketFactory.createSocket(socket, null, true)): the same
+     * SSLSocketImpl with the same defaults an SSLServerSocket hands out, and the same close
+     * (see close()).
      */
     static void serve(Socket raw, SSLSocketFactory factory, RecordingTrustManager recorder, boolean require,
             boolean tls12, String authPath) {
+        Socket open = raw;
         try {
             raw.setSoTimeout(DEADLINE_MS);
-            SSLSocket socket = (SSLSocket) factory.createSocket(raw, null, false);
+            SSLSocket socket = (SSLSocket) factory.createSocket(raw, null, true);
+            open = socket;
             if (authPath != null) {
                 // Neither want nor need (JSSE's default): no CertificateRequest in this handshake.
                 socket.setWantClientAuth(false);
@@ -408,7 +409,7 @@ public final class ServerMtls {
         } catch (IOException | RuntimeException e) {
             log("connection-error " + Words.describe(e));
         } finally {
-            linger(raw);
+            close(open);
         }
     }
 
@@ -538,31 +539,18 @@ public final class ServerMtls {
     }
 
     /**
-     * Closes the TCP connection without a reset: shut down the sending side, read and
-     * discard what the client still sends for up to a second, then close. A plain close()
-     * with unread data (the rest of a TLS 1.2 client's flight, a TLS 1.3 client's request)
-     * makes the kernel send an RST, which can reach the client before it reads the alert
-     * JSSE has just sent (JSSE's own closeSocket only drains what has already arrived).
-     * TCP only: nothing of TLS changes.
+     * Closes the connection as JSSE closes an SSLServerSocket's accepted socket (and, after
+     * a fatal alert, has already closed it: TransportContext.fatal): SSLSocketImpl.closeSocket
+     * discards what has already arrived and closes the TCP socket at once. Client data that
+     * arrives after that (a TLS 1.3 client's request) is answered with RST (RFC 1122
+     * 4.2.2.13), which can reach the client before JSSE's alert: the matrix shows what a
+     * user of JSSE gets.
      */
-    static void linger(Socket raw) {
+    static void close(Socket socket) {
         try {
-            raw.shutdownOutput();
-            raw.setSoTimeout(LINGER_MS);
-            InputStream in = raw.getInputStream();
-            byte[] buffer = new byte[4096];
-            long end = System.nanoTime() + LINGER_MS * 1_000_000L;
-            while (System.nanoTime() < end && in.read(buffer) >= 0) {
-                // discard
-            }
+            socket.close();
         } catch (IOException e) {
-            // the client is gone: nothing left to drain
-        } finally {
-            try {
-                raw.close();
-            } catch (IOException e) {
-                // nothing to do
-            }
+            // nothing to do
         }
     }
 
