@@ -38,9 +38,9 @@ unit: venv ## Unit tests of the harness itself (no Docker)
 scenarios: venv ## The scenario matrix and the tutorial transcript (Docker)
 	$(BIN)/pytest scenarios --out $(OUT)/pytest --junitxml=$(OUT)/pytest/junit.xml
 
-test: venv ## Unit tests, then the scenario matrix
+test: venv ## Unit tests, then the scenario matrix (the 25 slowest tests named at the end)
 	$(BIN)/pytest tests
-	$(BIN)/pytest scenarios --out $(OUT)/pytest --junitxml=$(OUT)/pytest/junit.xml
+	$(BIN)/pytest scenarios --out $(OUT)/pytest --junitxml=$(OUT)/pytest/junit.xml --durations=25
 
 parity: venv ## Every parity cell both ways (make test compares a representative half)
 	$(BIN)/pytest scenarios/test_agent_parity.py scenarios/test_matrix.py scenarios/test_one_shot_parity.py \

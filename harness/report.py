@@ -296,12 +296,15 @@ def differences(document: dict[str, Any]) -> list[dict[str, Any]]:
                 "peers": set(),
                 "cells": 0,
                 "failed": 0,
+                "seen": {},  # a race's outcomes: how many of its cells ended in each
             },
         )
         entry["tls"].add(cell["tls"])
         entry["peers"].add(peer)
         entry["cells"] += 1
         entry["failed"] += cell["status"] == "failed"
+        if cell.get("racy"):
+            entry["seen"][cell["observed"]] = entry["seen"].get(cell["observed"], 0) + 1
     return sorted(found.values(), key=lambda e: (order.get(e["scenario"], 999), e["stack"], e["role"], e["verdict"]))
 
 
@@ -324,6 +327,9 @@ def _differences_html(document: dict[str, Any]) -> str:
         peers = sorted(entry["peers"])
         who = "every peer" if len(peers) > 6 else ", ".join(peers)
         source = f'<div class="caption">source: {_esc(entry["source"])}</div>' if entry["source"] else ""
+        if entry["seen"]:
+            seen = ", ".join(f"{_esc(v)} in {n}" for v, n in sorted(entry["seen"].items(), key=lambda kv: -kv[1]))
+            source += f'<div class="caption">a race: seen this run, {seen}</div>'
         rows.append(
             f'<tr data-stack="{_esc(entry["stack"])}"><td><a href="#scenario-{_esc(entry["scenario"])}">'
             f'{_esc(entry["scenario"])}</a><div class="caption">default: '

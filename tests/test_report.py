@@ -350,6 +350,8 @@ def test_a_race_declared_apart_from_a_default_verdict_is_a_difference_with_its_o
     (entry,) = report.differences(document(racy))
     assert (entry["stack"], entry["role"], entry["rule"]) == ("go", "server", "net/http closes at once")
     assert entry["verdict"] == "server-rejected:certificate_required or server-rejected:closed"
+    assert entry["seen"] == {"server-rejected:closed": 1}
+    assert "a race: seen this run, server-rejected:closed in 1" in page
 
 
 def test_the_report_shows_every_setting_a_wrapper_makes_beyond_its_stacks_defaults() -> None:
