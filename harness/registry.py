@@ -18,7 +18,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -200,6 +200,18 @@ class ClientSpec:
     batch: BatchSpec | None = None
 
 
+def _selects(
+    scenarios: tuple[str, ...], tls: str | None, peers: tuple[str, ...] | None, scenario: str, at: str, peer: str
+) -> bool:
+    """Whether an [[expect]] or a [[race]] naming ``scenarios`` (ids or globs), ``tls`` and
+    ``peers`` (None: any) names the cell of ``scenario`` over TLS ``at`` with ``peer``."""
+    return (
+        any(fnmatch.fnmatchcase(scenario, pattern) for pattern in scenarios)
+        and tls in (None, at)
+        and (peers is None or peer in peers)
+    )
+
+
 @dataclass(frozen=True)
 class Expectation:
     """Where this stack's verdict differs from the catalogue's default, and why."""
@@ -218,11 +230,7 @@ class Expectation:
     also: tuple[str, ...] = ()
 
     def matches(self, scenario: str, tls: str, peer: str) -> bool:
-        return (
-            any(fnmatch.fnmatchcase(scenario, pattern) for pattern in self.scenarios)
-            and self.tls in (None, tls)
-            and (self.peer is None or peer in self.peer)
-        )
+        return _selects(self.scenarios, self.tls, self.peer, scenario, tls, peer)
 
 
 @dataclass(frozen=True)
@@ -243,11 +251,7 @@ class Race:
     peer: tuple[str, ...] | None = None
 
     def matches(self, scenario: str, tls: str, peer: str) -> bool:
-        return (
-            any(fnmatch.fnmatchcase(scenario, pattern) for pattern in self.scenarios)
-            and self.tls in (None, tls)
-            and (self.peer is None or peer in self.peer)
-        )
+        return _selects(self.scenarios, self.tls, self.peer, scenario, tls, peer)
 
     def holds_for(self, verdict: str) -> bool:
         """Whether the race applies to a cell expected to end in ``verdict``."""
@@ -484,16 +488,23 @@ def _batch(doc: object, origin: str, workdir: str | None) -> BatchSpec:
 WIRE_OVERRIDES = ("no-server-hello", "client-aborts")
 
 
-def _expectations(entries: object, origin: str, roles: tuple[str, ...]) -> tuple[Expectation, ...]:
+def _tables(entries: object, origin: str, key: str, noun: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each table of a manifest's [[key]] list, with where it is; a list of anything else is
+    one clear error."""
     if entries is None:
-        return ()
+        return
     if not isinstance(entries, list):
-        raise ManifestError(f"{origin}: expect is a list of [[expect]] tables")
-    found = []
+        raise ManifestError(f"{origin}: {key} is a list of [[{key}]] tables")
     for index, entry in enumerate(entries):
         where = f"{origin}[{index}]"
         if not isinstance(entry, dict):
-            raise ManifestError(f"{where}: an expectation is a table")
+            raise ManifestError(f"{where}: {noun} is a table")
+        yield where, entry
+
+
+def _expectations(entries: object, origin: str, roles: tuple[str, ...]) -> tuple[Expectation, ...]:
+    found = []
+    for where, entry in _tables(entries, origin, "expect", "an expectation"):
         _check_keys(
             entry, {"scenario", "role", "tls", "peer", "verdict", "native", "rule", "source", "wire", "also"}, where
         )
@@ -550,15 +561,8 @@ def _selectors(
 
 
 def _races(entries: object, origin: str, roles: tuple[str, ...]) -> tuple[Race, ...]:
-    if entries is None:
-        return ()
-    if not isinstance(entries, list):
-        raise ManifestError(f"{origin}: race is a list of [[race]] tables")
     found = []
-    for index, entry in enumerate(entries):
-        where = f"{origin}[{index}]"
-        if not isinstance(entry, dict):
-            raise ManifestError(f"{where}: a race is a table")
+    for where, entry in _tables(entries, origin, "race", "a race"):
         _check_keys(entry, {"scenario", "role", "tls", "peer", "when", "also", "rule", "source"}, where)
         scenarios, role, tls, peer = _selectors(entry, where, roles)
         when = entry.get("when")
@@ -685,15 +689,8 @@ def needed_scenarios(setting: Setting) -> list[str]:
 
 
 def _settings(entries: object, origin: str, roles: tuple[str, ...]) -> tuple[Setting, ...]:
-    if entries is None:
-        return ()
-    if not isinstance(entries, list):
-        raise ManifestError(f"{origin}: settings is a list of [[settings]] tables")
     found = []
-    for index, entry in enumerate(entries):
-        where = f"{origin}[{index}]"
-        if not isinstance(entry, dict):
-            raise ManifestError(f"{where}: a setting is a table")
+    for where, entry in _tables(entries, origin, "settings", "a setting"):
         _check_keys(entry, {"role", "what", "why", "source", "verdicts", "needed_by"}, where)
         role = entry.get("role")
         if role not in roles:
