@@ -8,7 +8,6 @@ import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.net.URI;
 import java.net.URISyntaxException;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.util.LinkedHashMap;
@@ -17,11 +16,8 @@ import java.util.Map;
 import javax.net.ssl.KeyManager;
 import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
-import javax.net.ssl.SSLEngine;
-import javax.net.ssl.SSLEngineResult;
-import javax.net.ssl.SSLException;
 import javax.net.ssl.SSLParameters;
-import javax.net.ssl.SSLSession;
+import javax.net.ssl.SSLSocket;
 import javax.net.ssl.TrustManagerFactory;
 
 /**
@@ -32,11 +28,15 @@ import javax.net.ssl.TrustManagerFactory;
  * CertificateRequest names no CA or names an issuer of one of its certificates
  * (SunX509KeyManagerImpl.getAliases), and sends an empty Certificate otherwise. The
  * TrustManagerFactory is the default (PKIX) over --root-ca, or over the JDK's cacerts
- * without it. The connection is JSSE's SSLEngine from that SSLContext, created with the
- * host and port, with HTTPS endpoint identification
- * (SSLParameters.setEndpointIdentificationAlgorithm("HTTPS"), the check HttpsURLConnection
- * and java.net.http.HttpClient enable), driven over a TCP socket (see Connection for why
- * not an SSLSocket), then one HTTP/1.1 GET.
+ * without it. The connection is an SSLSocket from that SSLContext's socket factory, layered
+ * over a TCP socket connected with a timeout (autoClose), with the host and port and with
+ * HTTPS endpoint identification (SSLParameters.setEndpointIdentificationAlgorithm("HTTPS"),
+ * the check HttpsURLConnection and java.net.http.HttpClient enable); startHandshake, then
+ * one HTTP/1.1 GET, read as far as the response says (Content-Length or chunked).
+ *
+ * SSLSocket writes each handshake message of a flight as soon as it is produced, so a
+ * server that rejects the client's Certificate and closes at once can reset the
+ * connection before JSSE reads its alert: the cell shows what a JSSE client gets.
  *
  * On failure: "   Error Code: <exception class/cause classes>" and "Error Message:
  * <getMessage()>" on stderr, exit 1.
@@ -52,10 +52,6 @@ public final class RequestMtls {
     }
 
     static void report(Throwable e) {
-        for (Throwable earlier : e.getSuppressed()) {
-            // e.g. the write that failed before the server's alert was read
-            System.err.println("      Earlier: " + Words.describe(earlier));
-        }
         report(Words.code(e), String.valueOf(e.getMessage()).replace('\n', ' '));
     }
 
@@ -156,287 +152,24 @@ public final class RequestMtls {
         byte[] request = ("GET " + path + " HTTP/1.1\r\nHost: " + authority + "\r\nUser-Agent: request-mtls (Java "
                 + Runtime.version().feature() + " JSSE)\r\nAccept: */*\r\nConnection: close\r\n\r\n")
                 .getBytes(StandardCharsets.US_ASCII);
-        try (Socket socket = new Socket()) {
-            socket.connect(new InetSocketAddress(host, port), TIMEOUT_MS);
-            socket.setSoTimeout(TIMEOUT_MS);
-            SSLEngine engine = context.createSSLEngine(host, port);
-            engine.setUseClientMode(true);
-            SSLParameters params = engine.getSSLParameters();
+        try (Socket plain = new Socket()) {
+            plain.connect(new InetSocketAddress(host, port), TIMEOUT_MS);
+            plain.setSoTimeout(TIMEOUT_MS);
+            SSLSocket socket = (SSLSocket) context.getSocketFactory().createSocket(plain, host, port, true);
+            SSLParameters params = socket.getSSLParameters();
             params.setEndpointIdentificationAlgorithm("HTTPS");
-            engine.setSSLParameters(params);
-            byte[] response = new Connection(socket, engine).exchange(request);
-            System.out.write(readResponse(new java.io.ByteArrayInputStream(response)));
+            socket.setSSLParameters(params);
+            socket.startHandshake();
+            OutputStream out = socket.getOutputStream();
+            out.write(request);
+            out.flush();
+            byte[] body = readResponse(socket.getInputStream());
+            System.out.write(body);
             System.out.flush();
             System.exit(0);
         } catch (IOException | RuntimeException e) {
             report(e);
         }
-    }
-
-    /**
-     * One TLS connection driven through JSSE's SSLEngine over a blocking socket, the loop
-     * of the JSSE Reference Guide's SSLEngine section: wrap until the engine needs the
-     * peer, send what it produced, read and unwrap until it needs to send again.
-     *
-     * Why SSLEngine and not SSLSocket: SSLSocket writes each handshake message of a flight
-     * with its own write() as soon as it is produced (handshakeOutput.flush() after
-     * Certificate, ClientKeyExchange, CertificateVerify, Finished), with the key exchange
-     * and the signature computed in between. A server that rejects the Certificate at
-     * once and closes with the rest unread resets the connection, and SSLSocket's next
-     * write fails with "Broken pipe" or "Connection reset" before it ever reads the alert
-     * the server sent: the verdict would depend on the race. Here the flight leaves in
-     * one write, and when a write fails the loop still reads what the server sent, so
-     * JSSE itself decodes the server's alert. Certificate choice, verification and
-     * alerts are JSSE's own either way (SSLEngineImpl and SSLSocketImpl share the
-     * handshake code).
-     */
-    static final class Connection {
-        private final SSLEngine engine;
-        private final InputStream in;
-        private final OutputStream out;
-        private ByteBuffer netIn;
-        private ByteBuffer netOut;
-        private ByteBuffer appIn;
-        private IOException writeFailure;
-        private boolean eof;
-
-        Connection(Socket socket, SSLEngine engine) throws IOException {
-            this.engine = engine;
-            this.in = socket.getInputStream();
-            this.out = socket.getOutputStream();
-            SSLSession session = engine.getSession();
-            netIn = ByteBuffer.allocate(session.getPacketBufferSize());
-            netOut = ByteBuffer.allocate(session.getPacketBufferSize());
-            appIn = ByteBuffer.allocate(session.getApplicationBufferSize());
-        }
-
-        /** The handshake, the request, and every byte of the response until the server ends it. */
-        byte[] exchange(byte[] request) throws IOException {
-            try {
-                return run(request);
-            } catch (SSLException e) {
-                // Send the alert JSSE queued for the server (an SSLSocket sends it too).
-                try {
-                    for (int i = 0; i < 4; i++) {
-                        SSLEngineResult r = engine.wrap(ByteBuffer.allocate(0), grow());
-                        send();
-                        if (r.bytesProduced() == 0) {
-                            break;
-                        }
-                    }
-                } catch (IOException | RuntimeException ignored) {
-                    // nothing more to say to the server
-                }
-                throw e;
-            }
-        }
-
-        private byte[] run(byte[] request) throws IOException {
-            engine.beginHandshake();
-            drive();
-            ByteBuffer app = ByteBuffer.wrap(request);
-            while (app.hasRemaining()) {
-                SSLEngineResult r = engine.wrap(app, grow());
-                runTasks(r);
-            }
-            send();
-            ByteArrayOutputStream response = new ByteArrayOutputStream();
-            while (!engine.isInboundDone()) {
-                if (!unwrapOnce()) {
-                    if (response.size() > 0) {
-                        break; // the server ended the response by closing (readResponse checks it is whole)
-                    }
-                    throw endOfStream();
-                }
-                appIn.flip();
-                response.write(appIn.array(), appIn.position(), appIn.remaining());
-                appIn.clear();
-                drive(); // a post-handshake message (KeyUpdate) may need an answer
-                if (complete(response.toByteArray())) {
-                    break;
-                }
-            }
-            return response.toByteArray();
-        }
-
-        /** Runs the engine until it is not handshaking: the whole of the initial handshake. */
-        private void drive() throws IOException {
-            while (true) {
-                switch (engine.getHandshakeStatus()) {
-                    case NEED_WRAP: {
-                        SSLEngineResult r = engine.wrap(ByteBuffer.allocate(0), grow());
-                        runTasks(r);
-                        if (engine.getHandshakeStatus() != SSLEngineResult.HandshakeStatus.NEED_WRAP
-                                || r.getStatus() == SSLEngineResult.Status.CLOSED) {
-                            send();
-                        }
-                        if (r.getStatus() == SSLEngineResult.Status.CLOSED) {
-                            return;
-                        }
-                        break;
-                    }
-                    case NEED_UNWRAP:
-                    case NEED_UNWRAP_AGAIN:
-                        send();
-                        if (!unwrapOnce()) {
-                            throw endOfStream();
-                        }
-                        break;
-                    case NEED_TASK:
-                        runTasks(null);
-                        break;
-                    default: // FINISHED, NOT_HANDSHAKING
-                        send();
-                        return;
-                }
-            }
-        }
-
-        /** Unwraps one record (reading as needed); false at the end of the stream. */
-        private boolean unwrapOnce() throws IOException {
-            while (true) {
-                netIn.flip();
-                SSLEngineResult r;
-                try {
-                    r = engine.unwrap(netIn, appIn);
-                } finally {
-                    netIn.compact();
-                }
-                runTasks(r);
-                switch (r.getStatus()) {
-                    case OK:
-                    case CLOSED:
-                        if (r.bytesConsumed() > 0 || r.getStatus() == SSLEngineResult.Status.CLOSED) {
-                            return true;
-                        }
-                        break;
-                    case BUFFER_OVERFLOW: {
-                        ByteBuffer bigger = ByteBuffer.allocate(appIn.capacity() * 2);
-                        appIn.flip();
-                        bigger.put(appIn);
-                        appIn = bigger;
-                        continue;
-                    }
-                    case BUFFER_UNDERFLOW:
-                        if (netIn.remaining() == 0) {
-                            ByteBuffer bigger = ByteBuffer.allocate(netIn.capacity() * 2);
-                            netIn.flip();
-                            bigger.put(netIn);
-                            netIn = bigger;
-                        }
-                        break;
-                    default:
-                        break;
-                }
-                if (!fill()) {
-                    return false;
-                }
-            }
-        }
-
-        /** Reads what the socket has into netIn; false at the end of the stream. */
-        private boolean fill() throws IOException {
-            if (eof) {
-                return false;
-            }
-            int n;
-            try {
-                n = in.read(netIn.array(), netIn.arrayOffset() + netIn.position(), netIn.remaining());
-            } catch (IOException e) {
-                if (writeFailure != null) {
-                    e.addSuppressed(writeFailure);
-                }
-                throw e;
-            }
-            if (n < 0) {
-                eof = true;
-                return false;
-            }
-            netIn.position(netIn.position() + n);
-            return true;
-        }
-
-        /** Writes what the engine produced. A failed write is remembered; reading goes on. */
-        private void send() {
-            netOut.flip();
-            try {
-                if (netOut.hasRemaining() && writeFailure == null) {
-                    out.write(netOut.array(), netOut.arrayOffset() + netOut.position(), netOut.remaining());
-                    out.flush();
-                }
-            } catch (IOException e) {
-                writeFailure = e;
-            } finally {
-                netOut.clear();
-            }
-        }
-
-        /** netOut with room for one more record. */
-        private ByteBuffer grow() {
-            int packet = engine.getSession().getPacketBufferSize();
-            if (netOut.remaining() < packet) {
-                ByteBuffer bigger = ByteBuffer.allocate(netOut.capacity() + packet);
-                netOut.flip();
-                bigger.put(netOut);
-                netOut = bigger;
-            }
-            return netOut;
-        }
-
-        private void runTasks(SSLEngineResult r) {
-            if (r != null && r.getHandshakeStatus() != SSLEngineResult.HandshakeStatus.NEED_TASK) {
-                return;
-            }
-            Runnable task;
-            while ((task = engine.getDelegatedTask()) != null) {
-                task.run();
-            }
-        }
-
-        /**
-         * The server ended the stream. JSSE's own words for it: SSLEngine.closeInbound()'s
-         * SSLException when the connection was not closed with close_notify; a write that
-         * failed before (the server had already gone) is kept as its suppressed exception.
-         */
-        private IOException endOfStream() {
-            try {
-                engine.closeInbound();
-            } catch (SSLException e) {
-                e.initCause(new java.io.EOFException("the server closed the connection"));
-                if (writeFailure != null) {
-                    e.addSuppressed(writeFailure);
-                }
-                return e;
-            }
-            if (writeFailure != null) {
-                return writeFailure;
-            }
-            return new java.io.EOFException("the server closed the connection without an HTTP response");
-        }
-    }
-
-    /** Whether bytes hold a whole HTTP/1.1 response (by Content-Length or chunked end). */
-    static boolean complete(byte[] bytes) {
-        String text = new String(bytes, StandardCharsets.ISO_8859_1);
-        int head = text.indexOf("\r\n\r\n");
-        if (head < 0) {
-            return false;
-        }
-        String lower = text.substring(0, head).toLowerCase(Locale.ROOT);
-        int cl = lower.indexOf("\r\ncontent-length:");
-        if (cl >= 0) {
-            int eol = lower.indexOf("\r\n", cl + 2);
-            String value = lower.substring(cl + 17, eol < 0 ? lower.length() : eol).trim();
-            try {
-                return bytes.length - (head + 4) >= Long.parseLong(value);
-            } catch (NumberFormatException e) {
-                return false;
-            }
-        }
-        if (lower.contains("\r\ntransfer-encoding:") && lower.contains("chunked")) {
-            return text.endsWith("\r\n0\r\n\r\n");
-        }
-        return false;
     }
 
     /** The body of an HTTP/1.1 response (Content-Length, chunked, or until the connection ends). */
