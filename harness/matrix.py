@@ -238,6 +238,8 @@ class CellResult:
                     "races": [
                         {
                             "by": self.cell.server if r.role == "server" else self.cell.client,
+                            "role": r.role,
+                            "also": list(r.also),
                             "rule": r.rule,
                             "source": r.source,
                         }

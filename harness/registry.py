@@ -255,7 +255,7 @@ class Race:
 
     def holds_for(self, verdict: str) -> bool:
         """Whether the race applies to a cell expected to end in ``verdict``."""
-        return any(fnmatch.fnmatchcase(verdict, pattern) for pattern in self.when) and verdict not in self.also
+        return any(fnmatch.fnmatchcase(verdict, pattern) for pattern in self.when) and bool(set(self.also) - {verdict})
 
 
 @dataclass(frozen=True)
@@ -860,7 +860,10 @@ class Registry:
         before one that does not, the server's before the client's.
         """
         expected = self._chosen(server, client, scenario, tls)
-        races = tuple(r for r in self.races(server, client, scenario.id, tls) if r.holds_for(expected.verdict))
+        named = self.races(server, client, scenario.id, tls)
+        if not named and scenario.like:
+            named = self.races(server, client, scenario.like, tls)
+        races = tuple(r for r in named if r.holds_for(expected.verdict))
         if not races:
             return expected
         also = tuple(

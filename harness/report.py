@@ -271,40 +271,45 @@ def differences(document: dict[str, Any]) -> list[dict[str, Any]]:
     order = {sid: n for n, sid in enumerate(scenarios.BY_ID)}
     found: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
     for cell in document.get("cells", []):
-        by = cell.get("expected_by")
-        rule, source = str(cell.get("reason") or ""), str(cell.get("source") or "")
-        if not by and cell.get("races"):
-            # The default verdict, and a race of the stack's declared with its own rule.
-            race = cell["races"][0]
-            by, rule, source = race["by"], race["rule"], race["source"]
-        if not by:
-            continue
-        role = "server" if by == cell["server"] else "client"
-        peer = cell["client"] if role == "server" else cell["server"]
-        verdict = " or ".join([str(cell["expected"]), *cell.get("racy", [])])
-        key = (str(cell["scenario"]), str(by), role, verdict, rule)
-        entry = found.setdefault(
-            key,
-            {
-                "scenario": key[0],
-                "stack": key[1],
-                "role": role,
-                "verdict": key[3],
-                "rule": key[4],
-                "source": source,
-                "tls": set(),
-                "peers": set(),
-                "cells": 0,
-                "failed": 0,
-                "seen": {},  # a race's outcomes: how many of its cells ended in each
-            },
-        )
-        entry["tls"].add(cell["tls"])
-        entry["peers"].add(peer)
-        entry["cells"] += 1
-        entry["failed"] += cell["status"] == "failed"
-        if cell.get("racy"):
-            entry["seen"][cell["observed"]] = entry["seen"].get(cell["observed"], 0) + 1
+        races = cell.get("races", [])
+        raced = {v for race in races for v in race["also"]}
+        outcomes = {str(cell["expected"]), *cell.get("racy", [])}
+        rows = []
+        if cell.get("expected_by"):
+            # The [[expect]]'s verdict, with the other outcomes its own rule declares.
+            by = str(cell["expected_by"])
+            own = [v for v in cell.get("racy", []) if v not in raced]
+            role = "server" if by == cell["server"] else "client"
+            rows.append((by, role, [cell["expected"], *own], cell.get("reason"), cell.get("source"), bool(own)))
+        for race in races:  # each race with its own rule, beside the expected verdict
+            rows.append(
+                (race["by"], race["role"], [cell["expected"], *race["also"]], race["rule"], race["source"], True)
+            )
+        for by, role, verdicts, rule, source, racy in rows:
+            peer = cell["client"] if role == "server" else cell["server"]
+            key = (str(cell["scenario"]), str(by), role, " or ".join(map(str, verdicts)), str(rule or ""))
+            entry = found.setdefault(
+                key,
+                {
+                    "scenario": key[0],
+                    "stack": key[1],
+                    "role": role,
+                    "verdict": key[3],
+                    "rule": key[4],
+                    "source": str(source or ""),
+                    "tls": set(),
+                    "peers": set(),
+                    "cells": 0,
+                    "failed": 0,
+                    "seen": {},  # a race's outcomes: how many of its cells ended in each
+                },
+            )
+            entry["tls"].add(cell["tls"])
+            entry["peers"].add(peer)
+            entry["cells"] += 1
+            entry["failed"] += cell["status"] == "failed"
+            if racy and cell["observed"] in outcomes:
+                entry["seen"][cell["observed"]] = entry["seen"].get(cell["observed"], 0) + 1
     return sorted(found.values(), key=lambda e: (order.get(e["scenario"], 999), e["stack"], e["role"], e["verdict"]))
 
 

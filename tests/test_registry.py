@@ -316,6 +316,8 @@ def test_a_race_holds_for_every_cell_it_names_whatever_the_expected_verdict(tmp_
     assert result.record()["races"] == [
         {
             "by": "toy",
+            "role": "server",
+            "also": ["server-rejected:closed"],
             "rule": "it closes at once after its alert",
             "source": "https://example.invalid/toy/src/close.c#L3",
         }
@@ -325,6 +327,35 @@ def test_a_race_holds_for_every_cell_it_names_whatever_the_expected_verdict(tmp_
     assert not cells["toy-server--toy-client--require-no-client-cert--tls1.2"].expected.also
     assert not cells["toy-server--toy-client--trusted-client--tls1.3"].expected.also
     assert not cells["toy-server--toy-client--require-trusted-client--tls1.3"].expected.also
+
+
+def test_a_race_holds_when_the_expected_verdict_is_one_of_its_outcomes_and_follows_like(tmp_path: Path) -> None:
+    """A race with two outcomes still adds the other when a cell is expected to end in one
+    of them; and a scenario ``like`` another takes that one's races where none names it."""
+    race = RACE.replace(
+        'also = ["server-rejected:closed"]', 'also = ["server-rejected:closed", "server-rejected:decode_error"]'
+    )
+    race = race.replace('scenario = "require-*"', 'scenario = ["require-no-client-cert", "leaf-without-intermediate"]')
+    race = race.replace('tls = "1.3"\n', "").replace(
+        'when = "server-rejected:*"', 'when = ["server-rejected:*", "reported:*"]'
+    )
+    closed = (
+        '[[expect]]\nscenario = "require-no-client-cert"\nrole = "server"\nverdict = "server-rejected:closed"\n'
+        'rule = "r"\nsource = "https://example.invalid/t#L1"\n'
+    )
+    write_impl(tmp_path, "toy", TOY_SERVER + closed + race)
+    found = registry.load(folder=tmp_path)
+    cells = {c.id: c for c in plan(found)}
+    assert cells["toy-server--toy-client--require-no-client-cert--tls1.2"].expected.verdicts == (
+        "server-rejected:closed",
+        "server-rejected:decode_error",
+    )
+    like = BY_ID["intermediate-cache"]
+    assert like.like == "leaf-without-intermediate"
+    assert found.expectation("toy", "toy", like, "1.2").also == (
+        "server-rejected:closed",
+        "server-rejected:decode_error",
+    )
 
 
 @pytest.mark.parametrize(

@@ -343,7 +343,13 @@ def test_a_race_declared_apart_from_a_default_verdict_is_a_difference_with_its_o
     racy = record(
         "go", "curl", "require-no-client-cert", "1.3", "server-rejected:closed", "server-rejected:certificate_required"
     )
-    race = {"by": "go", "rule": "net/http closes at once", "source": "https://example.invalid/server.go#L1873"}
+    race = {
+        "by": "go",
+        "role": "server",
+        "also": ["server-rejected:closed"],
+        "rule": "net/http closes at once",
+        "source": "https://example.invalid/server.go#L1873",
+    }
     racy.update({"racy": ["server-rejected:closed"], "races": [race], "passed": True, "status": "passed"})
     page = report.render_html(document(racy), Path("/run/out"))
     assert "race (go): net/http closes at once" in page
@@ -352,6 +358,42 @@ def test_a_race_declared_apart_from_a_default_verdict_is_a_difference_with_its_o
     assert entry["verdict"] == "server-rejected:certificate_required or server-rejected:closed"
     assert entry["seen"] == {"server-rejected:closed": 1}
     assert "a race: seen this run, server-rejected:closed in 1" in page
+
+
+def test_an_expectation_and_a_race_of_the_other_role_are_two_differences_each_with_its_rule() -> None:
+    """A Java server's [[expect]] and a Java client's [[race]] on the same cell: two rows, by
+    role (not guessed from the name, which both sides share), and an outcome outside the
+    declared ones is not counted as seen."""
+    cell = record(
+        "java",
+        "java",
+        "require-expired-client-cert",
+        "1.2",
+        "ok",
+        "server-rejected:certificate_unknown",
+        reason="JSSE's own alert",
+        source="https://example.invalid/Alert.java#L1",
+    )
+    race = {
+        "by": "java",
+        "role": "client",
+        "also": ["server-rejected:closed"],
+        "rule": "SSLSocket writes each message",
+        "source": "https://example.invalid/CertificateMessage.java#L335",
+    }
+    cell.update({"racy": ["server-rejected:closed"], "races": [race], "expected_by": "java"})
+    expect, raced = sorted(report.differences(document(cell)), key=lambda e: e["role"], reverse=True)
+    assert (expect["role"], expect["verdict"], expect["rule"]) == (
+        "server",
+        "server-rejected:certificate_unknown",
+        "JSSE's own alert",
+    )
+    assert (raced["role"], raced["verdict"], raced["rule"]) == (
+        "client",
+        "server-rejected:certificate_unknown or server-rejected:closed",
+        "SSLSocket writes each message",
+    )
+    assert raced["seen"] == {} and raced["failed"] == 1
 
 
 def test_the_report_shows_every_setting_a_wrapper_makes_beyond_its_stacks_defaults() -> None:

@@ -339,9 +339,10 @@ def serve_connection(ctx: SSL.Context, sock: socket.socket, args: argparse.Names
     except OSError as exc:
         log(f"connection-error {exc!r}")
     finally:
-        # At once, as socketserver's close_request does: with the client's data still
-        # unread (a TLS 1.3 client's request) the kernel answers with RST (RFC 1122
-        # 4.2.2.13), which can reach the client before the alert; the cell shows that.
+        # At once, as the ssl module's accept does after a failed handshake: with the
+        # client's data still unread (a TLS 1.3 client's request) the kernel answers with
+        # RST (RFC 1122 4.2.2.13), which can reach the client before the alert; the cell
+        # shows that.
         sock.close()
 
 

@@ -3,11 +3,13 @@
 Usage: python tests/tools/record_outputs.py OUT_DIR [IMPL ...]
 
 Writes ``images/<client>/recorded/<cell-id>.json`` for one cell per (server, client,
-expected verdict and native words, TLS version) of the run (only cells whose server and client are among
-IMPL, when given), so that every mapping of every error map is exercised on what a real
-stack printed. A recording holds only the evidence (exit status, stdout, stderr, the
-server's log for the cell) and the versions; the verdict a test expects comes from the
-catalogue and the manifests, never from what the run observed.
+expected verdict and native words, TLS version, and the other outcome of a declared race
+when it ended in one: ``<cell-id>.<verdict>.json``, ``:`` written ``=``) of the run
+(only cells whose server and client are among IMPL, when given), so that every mapping
+of every error map is exercised on what a real stack printed. A recording holds only the
+evidence (exit status, stdout, stderr, the server's log for the cell) and the versions;
+the verdict a test expects comes from the catalogue and the manifests, never from what
+the run observed.
 """
 
 from __future__ import annotations
@@ -28,7 +30,16 @@ def main(out_dir: str, only: list[str]) -> int:
             continue
         if record["status"] != "passed":  # a failed cell is a question, not a fixture
             continue
-        key = (record["server"], record["client"], record["expected"], str(record["expected_native"]), record["tls"])
+        # Another outcome of a declared race is recorded apart, under its verdict.
+        other = record["observed"] if record["observed"] != record["expected"] else ""
+        key = (
+            record["server"],
+            record["client"],
+            record["expected"],
+            str(record["expected_native"]),
+            record["tls"],
+            other,
+        )
         if key in seen:
             continue
         seen.add(key)
@@ -43,7 +54,8 @@ def main(out_dir: str, only: list[str]) -> int:
         }
         folder = IMAGES / record["client"] / "recorded"
         folder.mkdir(exist_ok=True)
-        (folder / f"{record['id']}.json").write_text(json.dumps(recording, indent=1) + "\n")
+        name = record["id"] + (f".{other.replace(':', '=')}" if other else "")
+        (folder / f"{name}.json").write_text(json.dumps(recording, indent=1) + "\n")
     print(f"wrote {len(seen)} recordings under {IMAGES}/*/recorded")
     return 0
 

@@ -152,10 +152,10 @@ public final class RequestMtls {
         byte[] request = ("GET " + path + " HTTP/1.1\r\nHost: " + authority + "\r\nUser-Agent: request-mtls (Java "
                 + Runtime.version().feature() + " JSSE)\r\nAccept: */*\r\nConnection: close\r\n\r\n")
                 .getBytes(StandardCharsets.US_ASCII);
-        try (Socket plain = new Socket()) {
-            plain.connect(new InetSocketAddress(host, port), TIMEOUT_MS);
-            plain.setSoTimeout(TIMEOUT_MS);
-            SSLSocket socket = (SSLSocket) context.getSocketFactory().createSocket(plain, host, port, true);
+        byte[] body;
+        Socket plain = new Socket();
+        try (SSLSocket socket = (SSLSocket) context.getSocketFactory().createSocket(connect(plain, host, port), host,
+                port, true)) {
             SSLParameters params = socket.getSSLParameters();
             params.setEndpointIdentificationAlgorithm("HTTPS");
             socket.setSSLParameters(params);
@@ -163,13 +163,27 @@ public final class RequestMtls {
             OutputStream out = socket.getOutputStream();
             out.write(request);
             out.flush();
-            byte[] body = readResponse(socket.getInputStream());
-            System.out.write(body);
-            System.out.flush();
-            System.exit(0);
+            body = readResponse(socket.getInputStream());
         } catch (IOException | RuntimeException e) {
             report(e);
+            return;
+        } finally {
+            try {
+                plain.close(); // already closed with the SSLSocket (autoClose), unless creating it failed
+            } catch (IOException e) {
+                // nothing to do
+            }
         }
+        System.out.write(body, 0, body.length);
+        System.out.flush();
+        System.exit(0);
+    }
+
+    /** The TCP connection under the SSLSocket, with the timeouts of TIMEOUT_MS. */
+    static Socket connect(Socket plain, String host, int port) throws IOException {
+        plain.connect(new InetSocketAddress(host, port), TIMEOUT_MS);
+        plain.setSoTimeout(TIMEOUT_MS);
+        return plain;
     }
 
     /** The body of an HTTP/1.1 response (Content-Length, chunked, or until the connection ends). */
