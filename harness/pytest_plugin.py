@@ -228,6 +228,14 @@ def parity_cells(config: pytest.Config, cells: list[matrix.Cell], found: registr
     return sampling.choose(cells, found, config.getoption("parity"))
 
 
+def raced(a: matrix.CellResult, b: matrix.CellResult) -> bool:
+    """Two runs of one cell that ended in different outcomes of a race its stack declares
+    (SPEC §14): both are the stack's own, so a parity test compares nothing more of them.
+    Outside the declared outcomes this is False, and the comparison fails as it should."""
+    outcomes = set(a.cell.expected.verdicts)
+    return a.observed != b.observed and bool(a.cell.expected.also) and {a.observed, b.observed} <= outcomes
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cell" not in metafunc.fixturenames:
         return

@@ -5,7 +5,7 @@ Node and Python) from one long-lived process each (harness/agent.py, images/CONT
 "Batch workers"). Here the matrix cells of each such client run again as the tutorial
 runs them, a fresh process of the one-shot program per cell, on pods of their own, and
 the verdict, the stack's own words, the exit status and the body printed must be
-the same. OpenSSL's error strings start with the id of the thread that raised them
+the same (or both be outcomes of a race the cell's stack declares, SPEC §14). OpenSSL's error strings start with the id of the thread that raised them
 (``0078056F167F0000:error:…``): one process's requests share it, processes do not; it
 is left out of the comparison, and so is a time of day (Go's "current time …").
 ``make test`` compares one TLS version of each server x client x scenario, alternating
@@ -24,7 +24,7 @@ import pytest
 
 from harness import matrix
 from harness.matrix import Cell, CellResult, Runner
-from harness.pytest_plugin import Background, Session, parity_cells, planned
+from harness.pytest_plugin import Background, Session, parity_cells, planned, raced
 
 pytestmark = pytest.mark.docker
 
@@ -65,4 +65,6 @@ def test_batch_worker_and_one_shot_program_agree(harness: Session, one_shot: Bac
         pytest.skip("the matrix runs with --one-shot: both sides are the one-shot program")
     in_matrix = harness.outcome(batch_cell)
     alone = one_shot.outcome(batch_cell)
+    if raced(in_matrix, alone):
+        return  # two outcomes of the stack's declared race (SPEC 14), both checked by raced()
     assert comparable(in_matrix) == comparable(alone), in_matrix.explain() + "\n---\n" + alone.explain()
