@@ -4,10 +4,11 @@ The matrix serves the clients whose manifest declares a batch worker ([client.ba
 Node and Python) from one long-lived process each (harness/agent.py, images/CONTRACT.md
 "Batch workers"). Here the matrix cells of each such client run again as the tutorial
 runs them, a fresh process of the one-shot program per cell, on pods of their own, and
-the verdict, the stack's own words, the exit status and the body printed must be
-the same (or both be outcomes of a race the cell's stack declares, SPEC §14). OpenSSL's error strings start with the id of the thread that raised them
-(``0078056F167F0000:error:…``): one process's requests share it, processes do not; it
-is left out of the comparison, and so is a time of day (Go's "current time …").
+the verdict, the stack's own words, the exit status and the body printed must be the
+same (or both be outcomes of a race the cell's stack declares, SPEC §14). OpenSSL's
+error strings start with the id of the thread that raised them
+(``0078056F167F0000:error:…``): one process's requests share it, processes do not; it is
+left out of the comparison, and so is a time of day (Go's "current time …").
 ``make test`` compares one TLS version of each server x client x scenario, alternating
 (``--parity sample``, harness/sampling.py); ``make parity`` compares every cell.
 
