@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +43,6 @@ SUITES = {SUITE, f"{SUITE}-updates", f"{SUITE}-security", f"{SUITE}-backports"}
 BASE = "base"
 CAPTURE = "capture"
 #: Files of an implementation folder that no image holds (they do not change its hash).
-NOT_IMAGE_INPUTS = ("impl.toml", "recorded")
 IMAGE_LABEL = "org.mtls-harness.image"
 PULL_TIMEOUT_S = 60
 BOOTSTRAP_TIMEOUT_S = 900
@@ -64,16 +63,29 @@ def image_ref(name: str, tag: str = "latest") -> str:
     return f"{REPO}/{name}:{tag}"
 
 
-def input_hash(folder: Path, parent_id: str) -> str:
-    """Hash of every file in ``folder`` (path and bytes) and the parent image id."""
+def input_hash(folder: Path, parent_id: str, args: Sequence[tuple[str, str]] = ()) -> str:
+    """Hash of every file in ``folder`` (path and bytes) but manifests and recordings, the
+    parent image id and the build arguments that pick a family's variant."""
     digest = hashlib.sha256(parent_id.encode())
+    for name, value in args:
+        digest.update(f"--build-arg {name}={value}".encode() + b"\0")
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = path.relative_to(folder)
-        if relative.parts[0] in NOT_IMAGE_INPUTS or "__pycache__" in relative.parts:
+        if _not_image_input(relative):
             continue
         digest.update(str(relative).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def _not_image_input(relative: Path) -> bool:
+    """A manifest (a variant's too, in a family's subfolder), a fragment it includes
+    (``*.impl.toml``), recordings and Python's caches: read by the harness, not the image."""
+    return (
+        relative.name == "impl.toml"
+        or relative.name.endswith(".impl.toml")
+        or any(part in ("recorded", "__pycache__") for part in relative.parts)
+    )
 
 
 # --- host apt sources ----------------------------------------------------------------
@@ -264,6 +276,7 @@ class Recipe:
     name: str
     folder: Path
     repository: str
+    args: tuple[tuple[str, str], ...] = ()
 
 
 def infrastructure(name: str) -> Recipe:
@@ -278,7 +291,7 @@ def build_image(
     folder = recipe.folder
     if not (folder / "Dockerfile").is_file():
         raise HarnessError(f"{folder}/Dockerfile is missing")
-    digest = input_hash(folder, parent_id)
+    digest = input_hash(folder, parent_id, recipe.args)
     tag = f"{recipe.repository}:{digest}"
     started = time.monotonic()
     existing = _image_id(client, tag)
@@ -292,7 +305,7 @@ def build_image(
         for chunk in client.api.build(
             path=str(folder),
             tag=tag,
-            buildargs={buildarg: parent_ref},
+            buildargs={**dict(recipe.args), buildarg: parent_ref},
             labels={IMAGE_LABEL: recipe.name, f"{IMAGE_LABEL}.inputs": digest},
             rm=True,
             forcerm=True,
@@ -332,7 +345,7 @@ def ensure_images(
     for impl in names:
         if impl.build:
             repository = impl.image.rsplit(":", 1)[0] if ":" in impl.image.rsplit("/", 1)[-1] else impl.image
-            recipe = Recipe(impl.name, impl.folder, repository)
+            recipe = Recipe(impl.name, impl.build_context, repository, impl.build_args)
             built[impl.name] = build_image(client, recipe, base.image_id, base.tag, rebuild, say)
         else:
             found = _image_id(client, impl.image)

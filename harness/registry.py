@@ -299,6 +299,14 @@ class Impl:
     builtin: bool = True
     settings: tuple[Setting, ...] = ()
     races: tuple[Race, ...] = ()
+    #: The folder its image is built from (its own, or its family's shared one) and the
+    #: build arguments that pick its variant there.
+    context: Path | None = None
+    build_args: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def build_context(self) -> Path:
+        return self.context or self.folder
 
     @property
     def recorded_dir(self) -> Path:
@@ -615,6 +623,7 @@ def load_manifest(path: Path, builtin: bool = True) -> Impl:
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(f"{path}: {exc}") from exc
     origin = str(path)
+    doc = _with_includes(doc, folder, origin)
     _check_keys(
         doc,
         {
@@ -642,10 +651,7 @@ def load_manifest(path: Path, builtin: bool = True) -> Impl:
     for role in ROLES:
         if (role in roles) != (role in doc) and role in doc:
             raise ManifestError(f"{origin}: a [{role}] table but {role} is not among its roles")
-    dockerfile = (folder / "Dockerfile").is_file()
-    build = doc.get("build", dockerfile)
-    if build and not dockerfile:
-        raise ManifestError(f"{origin}: build = true but there is no Dockerfile beside the manifest")
+    context, build_args, build = _build(doc.get("build"), folder, origin)
     image = doc.get("image", f"mtls-harness/{name}")
     if not build and "image" not in doc:
         raise ManifestError(f"{origin}: no Dockerfile beside the manifest, so image must name an existing image")
@@ -667,7 +673,81 @@ def load_manifest(path: Path, builtin: bool = True) -> Impl:
         builtin=builtin,
         settings=_settings(doc.get("settings"), f"{origin} [[settings]]", tuple(r for r in ROLES if r in roles)),
         races=_races(doc.get("race"), f"{origin} [[race]]", tuple(r for r in ROLES if r in roles)),
+        context=context,
+        build_args=build_args,
     )
+
+
+def _build(value: Any, folder: Path, origin: str) -> tuple[Path | None, tuple[tuple[str, str], ...], bool]:
+    """``build``: true/false, or a table naming a shared build context and the arguments that
+    pick this variant there (a family of stacks, images/MANIFEST.md). Returns the context
+    (None: the manifest's own folder), the arguments, and whether the harness builds it."""
+    if value is None or isinstance(value, bool):
+        dockerfile = (folder / "Dockerfile").is_file()
+        build = dockerfile if value is None else value
+        if build and not dockerfile:
+            raise ManifestError(f"{origin}: build = true but there is no Dockerfile beside the manifest")
+        return None, (), build
+    if not isinstance(value, dict):
+        raise ManifestError(f"{origin}: build is true, false or a table with context and args")
+    _check_keys(value, {"context", "args"}, f"{origin} [build]")
+    relative = value.get("context", ".")
+    if not isinstance(relative, str) or not relative:
+        raise ManifestError(f"{origin} [build]: context is a folder, relative to the manifest")
+    context = (folder / relative).resolve()
+    if not (context / "Dockerfile").is_file():
+        raise ManifestError(f"{origin} [build]: no Dockerfile in the build context {context}")
+    args = value.get("args", {})
+    if not isinstance(args, dict) or not all(
+        isinstance(k, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k) and isinstance(v, str)
+        for k, v in args.items()
+    ):
+        raise ManifestError(f"{origin} [build]: args is a table of build argument names and string values")
+    if "BASE" in args:
+        raise ManifestError(f"{origin} [build]: BASE is the harness's own build argument (the Debian base)")
+    return context, tuple(sorted(args.items())), True
+
+
+def _with_includes(doc: dict[str, Any], folder: Path, origin: str) -> dict[str, Any]:
+    """The manifest with the fragments its ``include`` names (paths relative to it) beneath
+    it: tables merge key by key, the manifest's own values winning; arrays of tables are
+    joined, the manifest's own entries first (first match wins in reasons and errors)."""
+    includes = doc.pop("include", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) and i for i in includes):
+        raise ManifestError(f"{origin}: include is a file (or a list of them), relative to the manifest")
+    merged: dict[str, Any] = {}
+    for relative in includes:
+        path = folder / relative
+        try:
+            fragment = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise ManifestError(f"{origin}: include {relative!r}: {exc.strerror or exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ManifestError(f"{path}: {exc}") from exc
+        for key in ("include", "name"):
+            if key in fragment:
+                raise ManifestError(f"{path}: an included fragment has no {key} (only a manifest does)")
+        merged = _merge(merged, fragment)
+    return _merge(merged, doc)
+
+
+def _merge(under: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(under)
+    for key, value in over.items():
+        below = out.get(key)
+        if isinstance(below, dict) and isinstance(value, dict):
+            out[key] = _merge(below, value)
+        elif isinstance(below, list) and isinstance(value, list) and _is_tables(below) and _is_tables(value):
+            out[key] = [*value, *below]
+        else:
+            out[key] = value
+    return out
+
+
+def _is_tables(value: list[Any]) -> bool:
+    return bool(value) and all(isinstance(v, dict) for v in value)
 
 
 #: ``needed_by`` may name a server mode: every scenario whose server runs in that mode.
@@ -939,8 +1019,9 @@ class Registry:
 
 
 def discover(folder: Path) -> list[Path]:
-    """Every ``*/impl.toml`` under ``folder``, in name order."""
-    return sorted(folder.glob(f"*/{MANIFEST}"))
+    """Every ``*/impl.toml`` under ``folder``, and ``*/*/impl.toml`` (the variants of a
+    family that share one folder's programs), in path order."""
+    return sorted([*folder.glob(f"*/{MANIFEST}"), *folder.glob(f"*/*/{MANIFEST}")])
 
 
 def load(extra: Iterable[Path] = (), folder: Path | None = None) -> Registry:

@@ -70,7 +70,7 @@ def test_every_image_the_harness_builds_has_a_dockerfile() -> None:
     for name in (images.BASE, images.CAPTURE):
         assert (images.infrastructure(name).folder / "Dockerfile").is_file()
     for impl in registry.default().impls:
-        assert impl.build and (impl.folder / "Dockerfile").is_file(), impl.name
+        assert impl.build and (impl.build_context / "Dockerfile").is_file(), impl.name
 
 
 def test_manifest_and_recordings_are_not_image_inputs(tmp_path: Path) -> None:
@@ -82,19 +82,45 @@ def test_manifest_and_recordings_are_not_image_inputs(tmp_path: Path) -> None:
     assert images.input_hash(tmp_path, "sha256:a") == first
 
 
-def test_the_four_lighttpd_folders_share_one_server_program() -> None:
-    """One lighttpd configuration, four TLS modules: each folder is its own image (a build
-    context cannot reach a sibling), so the copies must stay identical but for MODULE."""
-    folders = sorted(registry.images_dir().glob("lighttpd-*"))
-    assert [f.name for f in folders] == ["lighttpd-gnutls", "lighttpd-mbedtls", "lighttpd-openssl", "lighttpd-wolfssl"]
-    programs = {
-        f.name: [line for line in (f / "server-mtls").read_text().splitlines() if not line.startswith("MODULE=")]
-        for f in folders
-    }
-    assert all(lines == programs["lighttpd-openssl"] for lines in programs.values())
-    for folder in folders:
-        assert f"MODULE=mod_{folder.name.removeprefix('lighttpd-')}" in (folder / "server-mtls").read_text()
-        assert (folder / "mtls-verify.lua").read_bytes() == (folders[0] / "mtls-verify.lua").read_bytes()
+def test_build_arguments_are_image_inputs(tmp_path: Path) -> None:
+    """Two variants of one family share a build context: their arguments keep them apart."""
+    (tmp_path / "Dockerfile").write_text("FROM x\nARG MODULE\n")
+    plain = images.input_hash(tmp_path, "sha256:a")
+    openssl = images.input_hash(tmp_path, "sha256:a", (("MODULE", "openssl"),))
+    gnutls = images.input_hash(tmp_path, "sha256:a", (("MODULE", "gnutls"),))
+    assert len({plain, openssl, gnutls}) == 3
+    assert images.input_hash(tmp_path, "sha256:a", (("MODULE", "openssl"),)) == openssl
+
+
+def test_a_familys_manifests_and_fragments_are_not_image_inputs(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM x\n")
+    first = images.input_hash(tmp_path, "sha256:a")
+    (tmp_path / "openssl").mkdir()
+    (tmp_path / "openssl" / "impl.toml").write_text("name = 'x'\n")
+    (tmp_path / "openssl" / "recorded").mkdir()
+    (tmp_path / "openssl" / "recorded" / "cell.json").write_text("{}")
+    (tmp_path / "family.impl.toml").write_text("[server]\n")
+    assert images.input_hash(tmp_path, "sha256:a") == first
+    (tmp_path / "Cargo.toml").write_text("[package]\n")  # any other file is an input
+    assert images.input_hash(tmp_path, "sha256:a") != first
+
+
+def test_lighttpd_is_one_family_of_four_variants() -> None:
+    """One lighttpd program and Dockerfile, four TLS modules picked by a build argument."""
+    shipped = registry.default()
+    variants = [impl for impl in shipped.impls if impl.build_context == registry.images_dir() / "lighttpd"]
+    assert sorted(v.name for v in variants) == [
+        "lighttpd-gnutls",
+        "lighttpd-mbedtls",
+        "lighttpd-openssl",
+        "lighttpd-wolfssl",
+    ]
+    for variant in variants:
+        module = variant.name.removeprefix("lighttpd-")
+        assert variant.build_args == (("MODULE", module),)
+        assert variant.folder == registry.images_dir() / "lighttpd" / module
+        assert variant.image == f"mtls-harness/{variant.name}"
+    assert not list(registry.images_dir().glob("lighttpd-*"))  # no copied folder left
 
 
 class _RacingEnviron(dict[str, str]):

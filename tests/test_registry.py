@@ -173,6 +173,88 @@ def test_a_broken_manifest_is_one_line_naming_the_file_and_the_problem(
     assert "\n" not in str(caught.value)
 
 
+#: A family: one shared folder (Dockerfile, programs, a fragment) and a variant per subfolder.
+FAMILY_FRAGMENT = """
+roles = ["server"]
+[version]
+argv = ["server-mtls", "--version"]
+[server]
+ready = "family ready"
+unsupported = { renegotiation = "the family never renegotiates (fam/README)" }
+[[server.reasons]]
+reason = '.'
+verdict = "reported:other"
+"""
+
+
+def _family(root: Path, variant_extra: str = "") -> Path:
+    family = root / "fam"
+    family.mkdir(parents=True)
+    (family / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nARG MODULE\n")
+    (family / "fam.impl.toml").write_text(FAMILY_FRAGMENT)
+    for module in ("one", "two"):
+        write_impl(
+            family,
+            module,
+            f'name = "fam-{module}"\nstack = "Fam + {module}"\nroles = ["server"]\ninclude = "../fam.impl.toml"\n'
+            f'[build]\ncontext = ".."\nargs = {{ MODULE = "{module}" }}\n'
+            '[server]\nunsupported = { crl = "no CRLs here (fam/README)" }\n'
+            "[[server.reasons]]\nreason = '^NONE$'\nverdict = \"reported:no-cert\"\n" + variant_extra,
+        )
+    return family
+
+
+def test_a_family_is_one_folder_with_a_variant_per_subfolder(tmp_path: Path) -> None:
+    family = _family(tmp_path)
+    found = registry.load(folder=tmp_path)
+    assert found.servers == ("fam-one", "fam-two")
+    one = found.get("fam-one")
+    assert (one.folder, one.build_context, one.build_args) == (family / "one", family, (("MODULE", "one"),))
+    assert one.build and one.image == "mtls-harness/fam-one"
+    # The fragment's values are there, under the variant's own: tables merge key by key ...
+    assert one.server is not None and one.server.ready == "family ready"
+    assert set(one.server.unsupported) == {"renegotiation", "crl"}
+    assert one.version_argv == ("server-mtls", "--version")
+    # ... and its own [[...]] entries come first (first match wins).
+    assert [r.verdict for r in one.server.reasons.rules] == ["reported:no-cert", "reported:other"]
+
+
+def test_a_variants_own_value_wins_over_its_fragments(tmp_path: Path) -> None:
+    family = _family(tmp_path)
+    manifest = family / "two" / "impl.toml"
+    manifest.write_text(manifest.read_text().replace("[server]\n", '[server]\nready = "two ready"\n'))
+    found = registry.load(folder=tmp_path)
+    assert found.get("fam-two").server.ready == "two ready"  # type: ignore[union-attr]
+    assert found.get("fam-one").server.ready == "family ready"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('include = "../fam.impl.toml"', 'include = "../gone.impl.toml"'), "include '../gone.impl.toml'"),
+        (('include = "../fam.impl.toml"', "include = 3"), "include is a file"),
+        (('context = ".."', 'context = "."'), "no Dockerfile in the build context"),
+        (('args = { MODULE = "one" }', "args = { MODULE = 1 }"), "args is a table"),
+        (('args = { MODULE = "one" }', 'args = { BASE = "x" }'), "BASE is the harness's own"),
+        (('context = ".."', 'context = ".."\ndockerfile = "D"'), "unknown key(s) dockerfile"),
+    ],
+)
+def test_a_broken_family_manifest_is_one_line(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    family = _family(tmp_path)
+    manifest = family / "one" / "impl.toml"
+    manifest.write_text(manifest.read_text().replace(*change))
+    with pytest.raises(ManifestError) as caught:
+        registry.load(folder=tmp_path)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_fragment_names_no_stack(tmp_path: Path) -> None:
+    family = _family(tmp_path)
+    (family / "fam.impl.toml").write_text('name = "fam"\n' + FAMILY_FRAGMENT)
+    with pytest.raises(ManifestError, match="an included fragment has no name"):
+        registry.load(folder=tmp_path)
+
+
 def test_two_folders_with_one_name_are_refused(tmp_path: Path) -> None:
     write_impl(tmp_path / "a", "toy", TOY_SERVER)
     with pytest.raises(ManifestError, match="two implementations are named 'toy'"):
