@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from harness import __version__, certs, images, matrix, registry, scenarios
 from harness.errors import HarnessError, UsageError
@@ -75,6 +75,7 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("scenarios", help="list the scenario ids, expected verdicts and the stacks that differ")
     p.add_argument("--impl", action="append", default=[], type=Path, metavar="PATH", help="also show this folder's")
+    p.add_argument("--json", action="store_true", help="print the catalogue as one JSON document")
     clean = sub.add_parser(
         "clean",
         help="remove the containers and networks of finished or killed runs (running ones are kept)",
@@ -130,40 +131,77 @@ def cmd_impls(args: argparse.Namespace) -> int:
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
     found = registry.load(args.impl)
-    for scenario in scenarios.CATALOGUE:
-        native = ", ".join(f"{k}: {v}" for k, v in scenario.native.items())
-        print(f"{scenario.id:36} {scenario.expected:38} {scenario.summary}" + (f" [{native}]" if native else ""))
-        for case in scenario.by_tls:
-            print(f"{'':36}   TLS {case.tls}: {case.verdict} -- {case.reason}")
-        for impl in found.impls:
-            for expect in impl.expectations:
-                if expect.matches(scenario.id, expect.tls or "", (expect.peer or ("",))[0]):
-                    peers = ",".join(expect.peer or ())
-                    where = ", ".join(f"{k}={v}" for k, v in (("tls", expect.tls), ("peer", peers)) if v)
-                    print(
-                        f"{'':36}   {impl.name} as {expect.role}{' (' + where + ')' if where else ''}: "
-                        f"{expect.verdict} -- {expect.rule} [{expect.source}]"
-                    )
-        # The verdicts this scenario's cells can be expected to end in: a race holds for some.
-        verdicts = {scenario.default(tls)[0] for tls in ("1.2", "1.3")} | {
-            e.verdict
-            for i in found.impls
-            for e in i.expectations
-            if e.matches(scenario.id, e.tls or "", (e.peer or ("",))[0])
-        }
-        for impl in found.impls:
-            for race in impl.races:
-                named = any(race.matches(scenario.id, tls, (race.peer or ("",))[0]) for tls in ("1.2", "1.3"))
-                if named and any(race.holds_for(v) for v in verdicts):
-                    where = ", ".join(
-                        f"{k}={v}" for k, v in (("tls", race.tls), ("peer", ",".join(race.peer or ()))) if v
-                    )
-                    print(
-                        f"{'':36}   {impl.name} as {race.role}{' (' + where + ')' if where else ''}: "
-                        f"when {' or '.join(race.when)}, also {' or '.join(race.also)} (a race) -- "
-                        f"{race.rule} [{race.source}]"
-                    )
+    records = [_scenario_record(scenario, found) for scenario in scenarios.CATALOGUE]
+    if args.json:
+        print(json.dumps({"scenarios": records}, indent=2))
+        return 0
+    for record in records:
+        native = ", ".join(f"{k}: {v}" for k, v in record["native"].items())
+        print(f"{record['id']:36} {record['expected']:38} {record['summary']}" + (f" [{native}]" if native else ""))
+        for case in record["by_tls"]:
+            print(f"{'':36}   TLS {case['tls']}: {case['verdict']} -- {case['reason']}")
+        for expect in record["differences"]:
+            where = ", ".join(f"{k}={v}" for k in ("tls", "peer") if (v := expect.get(k)))
+            print(
+                f"{'':36}   {expect['impl']} as {expect['role']}{' (' + where + ')' if where else ''}: "
+                f"{expect['verdict']} -- {expect['rule']} [{expect['source']}]"
+            )
+        for race in record["races"]:
+            where = ", ".join(f"{k}={v}" for k in ("tls", "peer") if (v := race.get(k)))
+            print(
+                f"{'':36}   {race['impl']} as {race['role']}{' (' + where + ')' if where else ''}: "
+                f"when {' or '.join(race['when'])}, also {' or '.join(race['also'])} (a race) -- "
+                f"{race['rule']} [{race['source']}]"
+            )
     return 0
+
+
+def _scenario_record(scenario: scenarios.Scenario, found: registry.Registry) -> dict[str, Any]:
+    """One scenario as ``scenarios`` shows it: its default verdicts, the stacks whose
+    expectations differ from them, and the races that can hold for its cells."""
+    differences = [
+        {
+            "impl": impl.name,
+            "role": expect.role,
+            **({"tls": expect.tls} if expect.tls else {}),
+            **({"peer": ",".join(expect.peer)} if expect.peer else {}),
+            "verdict": expect.verdict,
+            "rule": expect.rule,
+            "source": expect.source,
+        }
+        for impl in found.impls
+        for expect in impl.expectations
+        if expect.matches(scenario.id, expect.tls or "", (expect.peer or ("",))[0])
+    ]
+    # The verdicts this scenario's cells can be expected to end in: a race holds for some.
+    verdicts = {scenario.default(tls)[0] for tls in ("1.2", "1.3")} | {d["verdict"] for d in differences}
+    races = [
+        {
+            "impl": impl.name,
+            "role": race.role,
+            **({"tls": race.tls} if race.tls else {}),
+            **({"peer": ",".join(race.peer)} if race.peer else {}),
+            "when": list(race.when),
+            "also": list(race.also),
+            "rule": race.rule,
+            "source": race.source,
+        }
+        for impl in found.impls
+        for race in impl.races
+        if any(race.matches(scenario.id, tls, (race.peer or ("",))[0]) for tls in ("1.2", "1.3"))
+        and any(race.holds_for(v) for v in verdicts)
+    ]
+    return {
+        "id": scenario.id,
+        "summary": scenario.summary,
+        "expected": scenario.expected,
+        "native": dict(scenario.native),
+        "by_tls": [{"tls": c.tls, "verdict": c.verdict, "reason": c.reason} for c in scenario.by_tls],
+        "tls": list(scenario.tls),
+        "tutorial": scenario.tutorial,
+        "differences": differences,
+        "races": races,
+    }
 
 
 def cmd_pcap(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from harness.cli import main
 from harness.report import render_text
+from harness.scenarios import BY_ID, CATALOGUE
 
 
 def run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -64,6 +66,36 @@ def test_scenarios_lists_every_id_with_its_reasons(capsys: pytest.CaptureFixture
     assert "node as server: reported:other" in out
     # A [[race]] is listed beside the scenarios it names, with its rule.
     assert "nss as server (tls=1.3): when server-rejected:*_*, also server-rejected:closed (a race) -- NSS's own" in out
+
+
+def test_scenarios_json_is_the_same_catalogue_as_data(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scenarios", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    by_id = {record["id"]: record for record in document["scenarios"]}
+    assert list(by_id) == [scenario.id for scenario in CATALOGUE]
+    expired = by_id["require-expired-client-cert"]
+    assert expired["expected"] == BY_ID["require-expired-client-cert"].expected
+    # A stack's difference carries its rule and source, as the text says them ...
+    go = [d for d in expired["differences"] if d["impl"] == "go" and d["role"] == "server"]
+    assert go and all(d["rule"] and d["source"].startswith("https://") for d in go)
+    # ... and a race names the verdicts it holds for and the others it can end in.
+    races = [r for r in expired["races"] if r["impl"] == "nss" and r["role"] == "server"]
+    assert races == [
+        {
+            "impl": "nss",
+            "role": "server",
+            "tls": "1.3",
+            "when": ["server-rejected:*_*"],
+            "also": ["server-rejected:closed"],
+            "rule": races[0]["rule"],
+            "source": races[0]["source"],
+        }
+    ]
+    # Every default is there as the catalogue says it, a TLS version's own with its reason.
+    for scenario in CATALOGUE:
+        record = by_id[scenario.id]
+        assert (record["expected"], record["native"]) == (scenario.expected, dict(scenario.native))
+        assert [(c["tls"], c["verdict"]) for c in record["by_tls"]] == [(c.tls, c.verdict) for c in scenario.by_tls]
 
 
 def test_table_shows_servers_by_clients() -> None:
