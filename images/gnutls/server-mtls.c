@@ -73,6 +73,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <mtls-harness/mtls-http.h> /* the HTTP side the C servers share (images/base) */
+
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -345,25 +347,6 @@ static void close_connection(int fd)
 	close(fd);
 }
 
-/* JSON string body (without quotes) of s. */
-static void json_escape(const char *s, char *out, size_t size)
-{
-	size_t n = 0;
-
-	for (; *s && n + 7 < size; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			out[n++] = '\\';
-			out[n++] = c;
-		} else if (c < 0x20) {
-			n += snprintf(out + n, size - n, "\\u%04x", c);
-		} else {
-			out[n++] = c;
-		}
-	}
-	out[n] = '\0';
-}
-
 /* GnuTLS's text for a verification status, without its trailing blank. */
 static void status_text(unsigned status, char *out, size_t size)
 {
@@ -477,7 +460,7 @@ static int judge(gnutls_session_t session, char *reason, size_t size)
 			valid = 1;
 		}
 	}
-	json_escape(subject, esc_subject, sizeof(esc_subject));
+	mtls_json_escape(subject, esc_subject, sizeof(esc_subject));
 	if (valid)
 		log_line("handshake %s subject=\"%s\" authorized=true", tls_name(session), esc_subject);
 	else if (peers == NULL || n == 0)
@@ -517,19 +500,6 @@ static int read_request(gnutls_session_t session, char *request, size_t *have)
 		return -1;
 	}
 	return 0;
-}
-
-/* Whether the request line's target, without its query, is path. */
-static int path_matches(const char *request, const char *path)
-{
-	const char *target = strchr(request, ' ');
-	size_t len;
-
-	if (target == NULL)
-		return 0;
-	target++;
-	len = strcspn(target, " ?#\r\n");
-	return len == strlen(path) && strncmp(target, path, len) == 0;
 }
 
 /*
@@ -626,10 +596,10 @@ static void serve(int fd)
 	gnutls_session_t session;
 	int ret;
 	int valid;
-	char reason[1024] = "", esc_reason[2048];
+	char reason[1024] = "";
 	char request[MAX_REQUEST + 1];
 	size_t have = 0;
-	char body[2600], response[3000];
+	char response[3000];
 	struct timeval tv = { DEADLINE_S, 0 };
 	unsigned flags = GNUTLS_SERVER | GNUTLS_NO_SIGNAL;
 
@@ -684,7 +654,7 @@ static void serve(int fd)
 			close_connection(fd);
 			return;
 		}
-		if (!path_matches(request, opt.auth_path)) {
+		if (!mtls_path_matches(request, opt.auth_path)) {
 			valid = judge(session, reason, sizeof(reason));
 		} else {
 			int asked = ask_certificate(session, reason, sizeof(reason));
@@ -711,16 +681,7 @@ static void serve(int fd)
 		}
 	}
 
-	if (valid) {
-		snprintf(body, sizeof(body), "{\"mTLSValid\": true}\n");
-	} else {
-		json_escape(reason, esc_reason, sizeof(esc_reason));
-		snprintf(body, sizeof(body), "{\"mTLSValid\": false, \"reason\": \"%s\"}\n", esc_reason);
-	}
-	snprintf(response, sizeof(response),
-		 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-		 "Connection: close\r\n\r\n%s",
-		 strlen(body), body);
+	mtls_report_response(valid, reason, response, sizeof(response));
 	{
 		size_t off = 0, len = strlen(response);
 		while (off < len) {

@@ -82,6 +82,8 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <mtls-harness/mtls-http.h> /* the HTTP side the C servers share (images/base) */
+
 #include <base64.h>
 #include <cert.h>
 #include <certt.h>
@@ -215,24 +217,6 @@ static SECStatus report_hook(void *arg, PRFileDesc *fd, PRBool checkSig, PRBool 
 	return SECSuccess;
 }
 
-static void json_escape(const char *s, char *out, size_t size)
-{
-	size_t n = 0;
-
-	for (; *s && n + 7 < size; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\') {
-			out[n++] = '\\';
-			out[n++] = ch;
-		} else if (ch < 0x20) {
-			n += snprintf(out + n, size - n, "\\u%04x", ch);
-		} else {
-			out[n++] = ch;
-		}
-	}
-	out[n] = '\0';
-}
-
 static const char *tls_name(PRUint16 v)
 {
 	switch (v) {
@@ -267,7 +251,7 @@ static int judge(PRFileDesc *ssl, struct conn *c, const char *proto, char *reaso
 
 	if (peer != NULL) {
 		char *cn = CERT_GetCommonName(&peer->subject);
-		json_escape(cn ? cn : "", subject, sizeof(subject));
+		mtls_json_escape(cn ? cn : "", subject, sizeof(subject));
 		if (cn)
 			PORT_Free(cn);
 	}
@@ -329,19 +313,6 @@ static int read_request(PRFileDesc *ssl, struct conn *c, char *request, int *hav
 	return 0;
 }
 
-/* Whether the request line's target, without its query, is path. */
-static int path_matches(const char *request, const char *path)
-{
-	const char *target = strchr(request, ' ');
-	size_t len;
-
-	if (target == NULL)
-		return 0;
-	target++;
-	len = strcspn(target, " ?#\r\n");
-	return len == strlen(path) && strncmp(target, path, len) == 0;
-}
-
 /*
  * --auth-path: ask for the client certificate now, on an established connection.
  * 0: the client answered (with a certificate or without one) and the handshake ended;
@@ -394,8 +365,8 @@ static void serve(void *arg)
 	SSLChannelInfo info;
 	char request[MAX_REQUEST + 1];
 	int have = 0, n, valid;
-	char reason[256] = "", esc[1024];
-	char body[1200], response[1600];
+	char reason[256] = "";
+	char response[3000];
 	const char *proto;
 
 	ssl = SSL_ImportFD(model, c->tcp);
@@ -449,7 +420,7 @@ static void serve(void *arg)
 			free(c);
 			return;
 		}
-		if (!path_matches(request, opt.auth_path)) {
+		if (!mtls_path_matches(request, opt.auth_path)) {
 			valid = judge(ssl, c, proto, reason, sizeof(reason));
 		} else {
 			PRErrorCode err = 0;
@@ -479,16 +450,7 @@ static void serve(void *arg)
 		}
 	}
 
-	if (valid) {
-		snprintf(body, sizeof(body), "{\"mTLSValid\": true}\n");
-	} else {
-		json_escape(reason, esc, sizeof(esc));
-		snprintf(body, sizeof(body), "{\"mTLSValid\": false, \"reason\": \"%s\"}\n", esc);
-	}
-	snprintf(response, sizeof(response),
-		 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-		 "Connection: close\r\n\r\n%s",
-		 strlen(body), body);
+	mtls_report_response(valid, reason, response, sizeof(response));
 	{
 		int off = 0, len = (int)strlen(response);
 		while (off < len) {
