@@ -138,6 +138,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     for record in records:
         native = ", ".join(f"{k}: {v}" for k, v in record["native"].items())
         print(f"{record['id']:36} {record['expected']:38} {record['summary']}" + (f" [{native}]" if native else ""))
+        print(f"{'':36}   why this default: {record['why']} [{record['source']}]")
         for case in record["by_tls"]:
             print(f"{'':36}   TLS {case['tls']}: {case['verdict']} -- {case['reason']}")
         for expect in record["differences"]:
@@ -195,6 +196,8 @@ def _scenario_record(scenario: scenarios.Scenario, found: registry.Registry) -> 
         "id": scenario.id,
         "summary": scenario.summary,
         "expected": scenario.expected,
+        "why": scenario.why,
+        "source": scenario.source,
         "native": dict(scenario.native),
         "by_tls": [{"tls": c.tls, "verdict": c.verdict, "reason": c.reason} for c in scenario.by_tls],
         "tls": list(scenario.tls),

@@ -777,6 +777,8 @@ def scenario_records(results: Iterable[CellResult]) -> dict[str, dict[str, Any]]
             {
                 "summary": scenario.summary,
                 "expected": scenario.expected,
+                "why": scenario.why,
+                "source": scenario.source,
                 "by_tls": {case.tls: {"expected": case.verdict, "reason": case.reason} for case in scenario.by_tls},
                 "native": dict(scenario.native),
             },

@@ -321,6 +321,17 @@ def _default_verdict(document: dict[str, Any], scenario: str) -> str:
     return base + (f" ({extra})" if extra else "")
 
 
+def _default_html(document: dict[str, Any], scenario: str) -> str:
+    """The scenario's default verdict, why it is the default and where that is written."""
+    entry = (document.get("scenarios") or {}).get(scenario) or {}
+    if not entry.get("why"):
+        return ""
+    return (
+        f'<div class="caption">default <code>{_esc(_default_verdict(document, scenario))}</code>: '
+        f"{_esc(entry['why'])}<br>source: {_esc(entry.get('source', ''))}</div>"
+    )
+
+
 def _differences_html(document: dict[str, Any]) -> str:
     """Differences first: per scenario, the stacks that differ and the rule that says why;
     then per stack, what it does differently in every scenario."""
@@ -441,7 +452,8 @@ def render_html(document: dict[str, Any], base: Path) -> str:
         sections.append(
             f'<section class="scenario" id="scenario-{_esc(scenario)}" data-scenario="{_esc(scenario)}">'
             f"<h2>{_esc(scenario)}</h2>"
-            f'<div class="caption">{_esc(summary)}</div><div class="grids">{"".join(grids)}</div></section>'
+            f'<div class="caption">{_esc(summary)}</div>{_default_html(document, scenario)}'
+            f'<div class="grids">{"".join(grids)}</div></section>'
         )
     filters = _checkboxes("server", servers) + _checkboxes("client", clients) + _checkboxes("scenario", scenario_ids)
     return (

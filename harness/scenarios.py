@@ -14,8 +14,11 @@ Paths are relative to the certificates folder that ``mtls-harness certs`` writes
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from harness.certs import HUGE_CA_COUNT
@@ -140,6 +143,16 @@ class Scenario:
         """A scenario of several requests gets a server process of its own: what the
         server keeps between connections must come from this cell's requests only."""
         return bool(self.before)
+
+    @property
+    def why(self) -> str:
+        """Why the default verdict is the default (harness/defaults.toml)."""
+        return defaults()[self.id][0]
+
+    @property
+    def source(self) -> str:
+        """Where that rule is written: OpenSSL 3.0's source at its Debian tag, an RFC, a manual page."""
+        return defaults()[self.id][1]
 
     def default(self, tls: str) -> tuple[str, str]:
         """(the catalogue's verdict for ``tls``, the reason when the TLS version changes it, or "")."""
@@ -567,6 +580,24 @@ CATALOGUE: tuple[Scenario, ...] = (
 )
 
 BY_ID = {s.id: s for s in CATALOGUE}
+
+#: Why each scenario's default verdict is the default, and its source, as data.
+DEFAULTS = Path(__file__).with_name("defaults.toml")
+
+
+@cache
+def defaults() -> dict[str, tuple[str, str]]:
+    """harness/defaults.toml: scenario id -> (why, source), one for every scenario."""
+    document = tomllib.loads(DEFAULTS.read_text())
+    found: dict[str, tuple[str, str]] = {}
+    for scenario_id, entry in document.items():
+        why, source = entry.get("why"), entry.get("source")
+        if not (isinstance(why, str) and why and isinstance(source, str) and source):
+            raise ValueError(f"{DEFAULTS}: [{scenario_id}] needs a why and a source")
+        found[scenario_id] = (why, source)
+    return found
+
+
 TUTORIAL_IDS = tuple(s.id for s in CATALOGUE if s.tutorial)
 
 

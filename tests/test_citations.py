@@ -39,6 +39,7 @@ import pytest
 from harness import registry
 from harness.matrix import plan
 from harness.registry import Expectation, Registry, _precedence
+from harness.scenarios import CATALOGUE
 from tests.stacks import TOY_SERVER, write_impl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,6 +197,8 @@ def _sources() -> Iterator[tuple[str, str]]:
             yield f"{impl.name} [[settings]][{index}]", setting.source
         for index, race in enumerate(impl.races):
             yield f"{impl.name} [[race]][{index}]", race.source
+    for scenario in CATALOGUE:
+        yield f"harness/defaults.toml [{scenario.id}]", scenario.source
 
 
 def test_every_source_is_pinned_with_lines_or_a_documentation_page() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import certs, registry
+from harness import certs, registry, scenarios
 from harness.errors import UsageError
 from harness.matrix import plan
 from harness.rules import check_verdict
@@ -59,6 +59,14 @@ def test_every_spec_scenario_is_in_the_catalogue() -> None:
 
 def test_ids_are_unique() -> None:
     assert len(BY_ID) == len(CATALOGUE)
+
+
+def test_every_default_carries_its_why_and_source_as_data() -> None:
+    """harness/defaults.toml: one entry per scenario, none for an id the catalogue lacks
+    (tests/test_citations.py checks each source like a manifest's)."""
+    assert set(scenarios.defaults()) == set(BY_ID)
+    for scenario in CATALOGUE:
+        assert len(scenario.why) > 20 and scenario.source, scenario.id
 
 
 def test_tutorial_scenarios_are_the_four_of_the_tutorial() -> None:
