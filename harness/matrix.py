@@ -256,6 +256,7 @@ class CellResult:
             "reason": self.reason or None,
             "source": self.cell.expected.source or None,
             "expected_by": self.cell.expected.by or None,
+            "expected_role": self.cell.expected.by_role or None,
             "decided_by": self.decided_by or None,
             "duration_s": round(self.duration_s, 4),
             "exit_code": self.exit_code,

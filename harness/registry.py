@@ -810,6 +810,9 @@ class Expected:
     also: tuple[str, ...] = ()  # a race inside the stack: the other verdicts it can end in
     # The [[race]] entries that add to ``also`` (their rules and sources are theirs).
     races: tuple[Race, ...] = ()
+    #: The role ``by`` has in the cell, as its [[expect]] says: a stack can be both server
+    #: and client of one cell, and only this tells which of its expectations decided it.
+    by_role: str = ""
 
     @property
     def verdicts(self) -> tuple[str, ...]:
@@ -958,7 +961,16 @@ class Registry:
         if candidates:
             chosen = sorted(candidates, key=_precedence)[0]
             by = server if chosen.role == "server" else client
-            return Expected(chosen.verdict, chosen.native, chosen.rule, chosen.source, chosen.wire, by, chosen.also)
+            return Expected(
+                chosen.verdict,
+                chosen.native,
+                chosen.rule,
+                chosen.source,
+                chosen.wire,
+                by,
+                chosen.also,
+                by_role=chosen.role,
+            )
         verdict, reason = scenario.default(tls)
         native = None
         names = self.server(server).native_names

@@ -279,7 +279,9 @@ def differences(document: dict[str, Any]) -> list[dict[str, Any]]:
             # The [[expect]]'s verdict, with the other outcomes its own rule declares.
             by = str(cell["expected_by"])
             own = [v for v in cell.get("racy", []) if v not in raced]
-            role = "server" if by == cell["server"] else "client"
+            # The role its [[expect]] names; a results.json from before expected_role had
+            # only the name, which is ambiguous when one stack is both server and client.
+            role = cell.get("expected_role") or ("server" if by == cell["server"] else "client")
             rows.append((by, role, [cell["expected"], *own], cell.get("reason"), cell.get("source"), bool(own)))
         for race in races:  # each race with its own rule, beside the expected verdict
             rows.append(

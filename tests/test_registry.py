@@ -289,6 +289,11 @@ def test_a_clients_own_error_comes_before_any_servers_expectation(tmp_path: Path
     scenario = BY_ID["require-expired-client-cert"]
     assert found.expectation("toy", "other", scenario, "1.3").verdict == "client-error:weak"
     assert found.expectation("toy", "toy", scenario, "1.3").verdict == "server-rejected:bad_certificate"
+    # Which manifest and which of its roles decided: toy is both server and client here.
+    mine = found.expectation("toy", "other", scenario, "1.3")
+    assert (mine.by, mine.by_role) == ("other", "client")
+    toys = found.expectation("toy", "toy", scenario, "1.3")
+    assert (toys.by, toys.by_role) == ("toy", "server")
     # Even a server's expectation that names this client: the client never got that far.
     named = TOY_SERVER + (
         '[[expect]]\nscenario = "*"\nrole = "server"\npeer = "other"\n'

@@ -396,6 +396,28 @@ def test_an_expectation_and_a_race_of_the_other_role_are_two_differences_each_wi
     assert raced["seen"] == {} and raced["failed"] == 1
 
 
+def test_a_clients_expectation_on_a_cell_whose_server_is_the_same_stack_is_the_clients() -> None:
+    """node-server--node-client: the name alone would say server; the recorded role says client."""
+    cell = record(
+        "node",
+        "node",
+        "rsa1024-client-cert",
+        "1.3",
+        "client-error:weak",
+        "client-error:weak",
+        reason="OpenSSL's client refuses to load the key at security level 2",
+        source="https://example.invalid/ssl_rsa.c#L212",
+    )
+    cell.update({"expected_by": "node", "expected_role": "client"})
+    (entry,) = report.differences(document(cell))
+    assert (entry["stack"], entry["role"]) == ("node", "client")
+    assert entry["peers"] == {"node"}
+    # A results.json from before expected_role existed keeps the old reading by name.
+    del cell["expected_role"]
+    (entry,) = report.differences(document(cell))
+    assert entry["role"] == "server"
+
+
 def test_the_report_shows_every_setting_a_wrapper_makes_beyond_its_stacks_defaults() -> None:
     doc = document()
     doc["run"]["implementations"]["node"]["settings"] = [  # type: ignore[index]
