@@ -145,3 +145,79 @@ def test_every_shell_wrapper_parses_with_the_library() -> None:
         text = wrapper.read_text()
         assert ". /usr/local/lib/mtls-harness/contract.sh" in text and 'contract_parse "$@"' in text, wrapper
         assert "--cert|--key|--root-ca" not in text, wrapper
+
+
+CLIENT_USAGE = "usage: request-mtls [--cert FILE --key FILE] [--root-ca FILE] [--url URL]"
+#: A client wrapper as the shipped ones are, printing what the library gave it.
+CLIENT = """
+set -u
+contract_version() { echo "toy client 1.0"; }
+. "$LIBRARY"
+contract_client_parse "$@"
+for v in cert key root_ca url authority host port path; do printf '%s=%s\\n' "$v" "${!v}"; done
+"""
+
+
+def _client(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", CLIENT, "request-mtls", *argv],
+        env={"LIBRARY": str(LIBRARY), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "path"),
+    [
+        (None, "localhost", "9443", "/"),
+        ("https://localhost:10001/admin?x=1", "localhost", "10001", "/admin?x=1"),
+        ("https://example.test", "example.test", "443", "/"),
+        ("https://[::1]:8443/", "::1", "8443", "/"),
+        ("https://[::1]", "::1", "443", "/"),
+    ],
+)
+def test_a_clients_url_is_taken_apart_once(tmp_path: Path, url: str | None, host: str, port: str, path: str) -> None:
+    got = _client(tmp_path, *(("--url", url) if url else ()))
+    assert got.returncode == 0, got.stderr
+    values = _values(got.stdout)
+    assert (values["host"], values["port"], values["path"]) == (host, port, path)
+
+
+def test_a_client_takes_its_files_in_both_spellings(tmp_path: Path) -> None:
+    got = _client(tmp_path, "--cert=c.pem", "--key", "k.pem", "--root-ca=ca.pem")
+    assert got.returncode == 0, got.stderr
+    values = _values(got.stdout)
+    assert (values["cert"], values["key"], values["root_ca"]) == ("c.pem", "k.pem", "ca.pem")
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "words"),
+    [
+        (("--bogus",), 2, "unknown option --bogus"),
+        (("--url",), 2, "option --url needs a value"),
+        (("--cert", "c.pem"), 1, "missing required option --key"),
+        (("--key", "k.pem"), 1, "missing required option --cert"),
+        (("--url", "http://localhost:9443"), 2, "--url must be https://HOST[:PORT][/PATH], got http://localhost:9443"),
+        (("--url", "https://"), 2, "--url must be https://HOST[:PORT][/PATH], got https://"),
+        (("--url", "https://localhost:x/"), 2, "bad port in --url https://localhost:x/"),
+    ],
+)
+def test_a_clients_usage_error_names_the_flag(tmp_path: Path, argv: tuple[str, ...], status: int, words: str) -> None:
+    got = _client(tmp_path, *argv)
+    assert (got.returncode, got.stdout) == (status, "")
+    first, *rest = got.stderr.splitlines()
+    assert first == f"request-mtls: {words}"
+    assert rest == ([] if status == 1 else [CLIENT_USAGE])
+
+
+def test_every_shell_client_wrapper_parses_with_the_library() -> None:
+    programs = [p for p in registry.images_dir().glob("*/request-mtls") if p.is_file()]
+    wrappers = [p for p in programs if p.read_text().startswith("#!/bin/bash")]
+    assert sorted(p.parent.name for p in wrappers) == ["boringssl", "gnutls", "nss"]
+    for wrapper in wrappers:
+        text = wrapper.read_text()
+        assert 'contract_client_parse "$@"' in text and "--cert|--key|--root-ca|--url)" not in text, wrapper

@@ -84,3 +84,59 @@ contract_parse() {
     [ -z "$value" ] || { [ -f "$value" ] && [ -r "$value" ]; } || { echo "server-mtls: cannot read --$name $value" >&2; exit 2; }
   done
 }
+
+# The contract's client flags (images/CONTRACT.md, "Client flags"), for the shell wrappers
+# of clients: `contract_client_parse "$@"` checks them and sets
+#   cert key             the files, both or neither (one alone exits 1, naming the other)
+#   root_ca              the file, or empty
+#   url                  https://HOST[:PORT][/PATH], https://localhost:9443 when not given
+#   authority host port path   its parts: port 443 when the URL has none, path "/" at least;
+#                        an IPv6 host is written [ADDR] in the URL and ADDR in host
+# Usage errors (an unknown flag, a flag without its value, a URL that is not https with a
+# host and a numeric port) print one line, then the usage, and exit 2.
+
+CONTRACT_CLIENT_USAGE="usage: request-mtls [--cert FILE --key FILE] [--root-ca FILE] [--url URL]"
+
+contract_client_die() { # status, message
+  echo "request-mtls: $2" >&2
+  [ "$1" = 2 ] && echo "$CONTRACT_CLIENT_USAGE" >&2
+  exit "$1"
+}
+
+contract_client_parse() {
+  cert="" key="" root_ca="" url=https://localhost:9443
+  local name value rest
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --cert=*|--key=*|--root-ca=*|--url=*)
+        name=${1%%=*} value=${1#*=}
+        shift
+        set -- "$name" "$value" "$@"
+        continue ;;
+      --cert|--key|--root-ca|--url)
+        [ $# -ge 2 ] || contract_client_die 2 "option $1 needs a value"
+        case "$1" in --cert) cert=$2 ;; --key) key=$2 ;; --root-ca) root_ca=$2 ;; --url) url=$2 ;; esac
+        shift 2 ;;
+      --version) contract_version; exit 0 ;;
+      -h|--help) echo "$CONTRACT_CLIENT_USAGE"; exit 0 ;;
+      *) contract_client_die 2 "unknown option $1" ;;
+    esac
+  done
+  if [ -n "$cert" ] && [ -z "$key" ]; then contract_client_die 1 "missing required option --key"; fi
+  if [ -n "$key" ] && [ -z "$cert" ]; then contract_client_die 1 "missing required option --cert"; fi
+  case "$url" in
+    https://?*) rest=${url#https://} ;;
+    *) contract_client_die 2 "--url must be https://HOST[:PORT][/PATH], got $url" ;;
+  esac
+  authority=${rest%%/*}
+  path=${rest#"$authority"}
+  path=/${path#/}
+  case "$authority" in
+    \[*\]:*) host=${authority%]:*}; host=${host#[}; port=${authority##*]:} ;;
+    \[*\]) host=${authority#[}; host=${host%]}; port=443 ;;
+    *:*) host=${authority%:*} port=${authority##*:} ;;
+    *) host=$authority port=443 ;;
+  esac
+  case "$port" in ''|*[!0-9]*) contract_client_die 2 "bad port in --url $url" ;; esac
+  [ -n "$host" ] || contract_client_die 2 "--url must be https://HOST[:PORT][/PATH], got $url"
+}
