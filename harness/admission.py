@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ from harness.scenarios import (
 
 UNKNOWN_FLAG = "--mtls-harness-admission-unknown-flag"
 TIMEOUT_S = 20.0
+
+
 #: An unsupported feature -> the server side that asks for it, and the TLS version.
 _ASKS: dict[str, tuple[ServerSide, str | None]] = {
     "crl": (ServerSide(root_ca=CLIENT_ROOT, crl=CRLS), None),
@@ -80,7 +83,7 @@ def admit(run: Run, found: Registry, name: str, say: Any = print) -> None:
                 "its server must exit 2 on an unknown flag",
                 f"`{argv[0]} … {UNKNOWN_FLAG}` exited {code} ({said})",
             )
-        for feature, reason in impl.server.unsupported.items():
+        for feature, reason in impl.server.lacks.items():
             if feature not in _ASKS:
                 continue
             side, tls = _ASKS[feature]
@@ -121,8 +124,31 @@ def admit(run: Run, found: Registry, name: str, say: Any = print) -> None:
     say(f"admitted {name}: unknown flag -> 2, unsupported options -> 127, server listens, version answers")
 
 
+def ask_versions(
+    run: Run, found: Registry, names: Iterable[str], present: Callable[[str], bool] | None = None
+) -> dict[str, str]:
+    """Each implementation's version, asked of its own image (its manifest's probe), four
+    at a time. A probe never fails the run: what went wrong is said in place of the version."""
+
+    def ask(name: str) -> tuple[str, str]:
+        impl = found.get(name)
+        if present is not None and not present(impl.image):
+            return name, "image not built (mtls-harness images)"
+        try:
+            result = run.probe(name, impl.version_argv, timeout_s=TIMEOUT_S)
+        except Exception as exc:  # a version probe never fails the run
+            return name, f"unknown ({type(exc).__name__}: {str(exc)[:120]})"
+        lines = result.stdout.decode(errors="replace").strip().splitlines()
+        if result.exit_code == 0 and lines:
+            return name, lines[0]
+        return name, f"unknown (exit {result.exit_code}: {tail(result.stderr.decode(errors='replace'))})"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(pool.map(ask, list(names)))
+
+
 def versions(found: Registry) -> dict[str, str]:
-    """Every implementation's version, asked of its image; "image not built" where it is missing."""
+    """Every implementation's version for ``mtls-harness impls``; "image not built" where it is missing."""
     from harness import images
 
     try:
@@ -132,20 +158,7 @@ def versions(found: Registry) -> dict[str, str]:
     with tempfile.TemporaryDirectory(prefix="mtls-harness-impls-") as tmp:
         run = Run(client, Path(tmp), Path(tmp), images=found.images(), capabilities=found.capabilities())
         try:
-
-            def ask(name: str) -> tuple[str, str]:
-                impl = found.get(name)
-                if not _present(client, impl.image):
-                    return name, "image not built (mtls-harness images)"
-                try:
-                    result = run.probe(name, impl.version_argv, timeout_s=TIMEOUT_S)
-                except Exception as exc:  # a probe never fails the listing
-                    return name, f"unknown ({type(exc).__name__})"
-                lines = result.stdout.decode(errors="replace").strip().splitlines()
-                return name, lines[0] if result.exit_code == 0 and lines else f"unknown (exit {result.exit_code})"
-
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                return dict(pool.map(ask, [impl.name for impl in found.impls]))
+            return ask_versions(run, found, [impl.name for impl in found.impls], lambda image: _present(client, image))
         finally:
             run.close()
 
@@ -159,7 +172,7 @@ def _present(client: Any, image: str) -> bool:
     return False
 
 
-def describe(found: Registry, versions: dict[str, str]) -> dict[str, dict[str, Any]]:
+def listing(found: Registry, versions: dict[str, str]) -> dict[str, dict[str, Any]]:
     """What ``mtls-harness impls`` shows for each implementation."""
     return {
         impl.name: {

@@ -15,8 +15,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from harness import __version__, certs, images, matrix, registry, scenarios
-from harness.errors import HarnessError, UsageError
+from harness import __version__, certs, images, registry, results, scenarios
+from harness.errors import HarnessError
 
 
 class Parser(argparse.ArgumentParser):
@@ -110,7 +110,7 @@ def cmd_impls(args: argparse.Namespace) -> int:
 
     found = registry.load(args.impl)
     versions = {} if args.no_versions else admission.versions(found)
-    rows = admission.describe(found, versions)
+    rows = admission.listing(found, versions)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -226,16 +226,10 @@ def cmd_pcap(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     from harness import report
 
-    documents = []
-    for path in args.results:
-        file = path / "results.json" if path.is_dir() else path
-        try:
-            documents.append((str(file), json.loads(file.read_text())))
-        except FileNotFoundError as exc:
-            raise UsageError(f"cannot read {file}: no such file") from exc
-        except ValueError as exc:
-            raise UsageError(f"{file} is not JSON: {exc}") from exc
-    merged = matrix.merge_documents(documents)
+    documents = [
+        (str(path / "results.json" if path.is_dir() else path), results.load_results(path)) for path in args.results
+    ]
+    merged = results.merge_documents(documents)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(merged, indent=2) + "\n")
     report.write_html(merged, args.out / "report.html")
@@ -247,7 +241,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     from harness import diff
 
-    comparison = diff.compare(diff.load(args.old), diff.load(args.new), str(args.old), str(args.new))
+    comparison = diff.compare(
+        results.load_results(args.old), results.load_results(args.new), str(args.old), str(args.new)
+    )
     print(diff.render_text(comparison))
     if args.html is not None:
         args.html.parent.mkdir(parents=True, exist_ok=True)
@@ -280,9 +276,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         console.print(f"running {total} cell(s); artefacts in {options.out.resolve()}")
         progress = report.LiveProgress(total).__enter__()
 
-    def done(result: matrix.CellResult) -> None:
+    def done(result: results.CellResult) -> None:
         if progress is not None:
-            progress.cell_done(result.passed or result.unsupported)
+            progress.cell_done(result.status != "failed")
 
     try:
         outcome = engine.run_matrix(

@@ -11,13 +11,9 @@ was/now); ``--html`` writes the same as one static page.
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-from harness.errors import UsageError
-from harness.schema import validate_results
+from harness.results import CellRecord, ResultsDocument
 
 
 @dataclass
@@ -58,20 +54,7 @@ class Comparison:
         return [c for c in self.changes if c.old is None]
 
 
-def load(path: Path) -> dict[str, Any]:
-    """A results.json (or a folder holding one), validated; a bad one is one clear line."""
-    file = path / "results.json" if path.is_dir() else path
-    try:
-        document: dict[str, Any] = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"cannot read {file}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{file} is not a results.json: {str(exc).splitlines()[0]}") from None
-    validate_results(document, str(file))
-    return document
-
-
-def compare(old: dict[str, Any], new: dict[str, Any], old_name: str = "OLD", new_name: str = "NEW") -> Comparison:
+def compare(old: ResultsDocument, new: ResultsDocument, old_name: str = "OLD", new_name: str = "NEW") -> Comparison:
     before = {str(c["id"]): c for c in old["cells"]}
     after = {str(c["id"]): c for c in new["cells"]}
     result = Comparison(old_name, new_name, compared=len(before.keys() & after.keys()))
@@ -82,12 +65,14 @@ def compare(old: dict[str, Any], new: dict[str, Any], old_name: str = "OLD", new
         if was != now:
             raced = a is not None and b is not None and {was, now} <= _outcomes(a) & _outcomes(b)
             result.changes.append(
-                Change(cell, was, now, str((a or {}).get("native") or ""), str((b or {}).get("native") or ""), raced)
+                Change(
+                    cell, was, now, a["native"] if a is not None else "", b["native"] if b is not None else "", raced
+                )
             )
     return result
 
 
-def _outcomes(cell: dict[str, Any]) -> set[str]:
+def _outcomes(cell: CellRecord) -> set[str]:
     """The verdicts a racy cell may end in (its expected one and its race's), or none."""
     racy = cell.get("racy") or []
     return {str(cell["expected"]), *map(str, racy)} if racy else set()

@@ -23,12 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from xml.etree import ElementTree
 
-from harness import certs, images, liveness, matrix, registry, report
+from harness import admission, certs, images, liveness, registry, report
+from harness.cells import Cell
+from harness.cells import plan as plan_cells
 from harness.errors import HarnessError, UsageError
-from harness.matrix import Cell, CellResult, ignore_further_interrupts, signals_held
 from harness.pods import Run, new_run_id, sweep_stale
+from harness.results import CellResult, ResultsDocument, implementation_records, now_iso, write_junit, write_results
+from harness.runner import Runner
+from harness.scheduling import ignore_further_interrupts, signals_held
 
 DEFAULT_JOBS = 8
 LOCK_FILE = ".mtls-harness.lock"
@@ -174,7 +177,7 @@ def plan(options: Options) -> tuple[registry.Registry, list[Cell]]:
         raise UsageError(f"--jobs must be at least 1, got {options.jobs}")
     check_out(options.out)
     found = registry.load(options.impls)
-    cells = matrix.plan(found, options.servers, options.clients, options.scenarios, options.tls)
+    cells = plan_cells(found, options.servers, options.clients, options.scenarios, options.tls)
     if not cells:
         raise UsageError("the selection has no cell: see `mtls-harness scenarios` and `mtls-harness impls`")
     return found, cells
@@ -255,7 +258,7 @@ class Engine:
     seconds: float | None = None
     interrupted: bool = False
     run: Run | None = None
-    runner: matrix.Runner | None = None
+    runner: Runner | None = None
     built: dict[str, images.Built] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
     _lock: Lock | None = None
@@ -277,7 +280,7 @@ class Engine:
         return self
 
     def _prepare(self) -> None:
-        from harness import admission, capture
+        from harness import capture
 
         if self.options.capture:
             capture.require_tshark()
@@ -299,13 +302,11 @@ class Engine:
             capabilities=self.registry.capabilities(),
             batches=self.registry.batches(),
         )
-        self.runner = matrix.Runner(
-            self.run, self.registry, capture=self.options.capture, batch=not self.options.one_shot
-        )
+        self.runner = Runner(self.run, self.registry, capture=self.options.capture, batch=not self.options.one_shot)
         for impl in self.registry.impls:
             if not impl.builtin and impl.name in used:
                 admission.admit(self.run, self.registry, impl.name, say=self.say)
-        self.started = matrix.now_iso()
+        self.started = now_iso()
 
     def run_cells(self, cells: Sequence[Cell], on_done: Callable[[CellResult], None] | None = None) -> None:
         """Run ``cells`` (``--jobs`` at once); each result lands in ``results`` as it finishes."""
@@ -326,7 +327,7 @@ class Engine:
         finally:
             self.seconds = (self.seconds or 0.0) + time.monotonic() - began
 
-    def write(self) -> dict[str, Any] | None:
+    def write(self) -> ResultsDocument | None:
         """results.json, junit.xml and report.html for the cells that finished (None if none did)."""
         if not self.results or self.run is None or self.runner is None:
             return None
@@ -335,8 +336,13 @@ class Engine:
         meta = {
             "run_id": self.run_id,
             "started": self.started,
-            "finished": matrix.now_iso(),
-            "implementations": describe(self.registry, used, self.built, self.runner.versions(sorted(used))),
+            "finished": now_iso(),
+            "implementations": implementation_records(
+                self.registry,
+                used,
+                {name: built.tag for name, built in self.built.items()},
+                admission.ask_versions(self.run, self.registry, sorted(used)),
+            ),
             "selection": self.options.selection(),
             "jobs": self.options.jobs,
             "capture": self.options.capture,
@@ -344,7 +350,7 @@ class Engine:
             "interrupted": self.interrupted,
             "seconds": round(self.seconds, 3) if self.seconds is not None else None,
         }
-        document = matrix.write_results(self.out / "results.json", meta, outcomes)
+        document = write_results(self.out / "results.json", meta, outcomes)
         write_junit(self.out / "junit.xml", outcomes)
         report.write_html(document, self.out / "report.html")
         return document
@@ -368,49 +374,9 @@ class Engine:
         self.close()
 
 
-def describe(
-    found: registry.Registry, names: set[str], built: dict[str, images.Built], versions: dict[str, str]
-) -> dict[str, dict[str, Any]]:
-    """results.json's ``implementations``: stack, roles, the image tag run, the version it said."""
-    described = {}
-    for name in sorted(names):
-        impl = found.get(name)
-        described[name] = impl.record(built[name].tag if name in built else impl.image, versions.get(name, "unknown"))
-    return described
-
-
-def write_junit(path: Path, results: Sequence[CellResult]) -> None:
-    """One testcase per cell, named by its readable id; a failure carries the explanation."""
-    ordered = sorted(results, key=lambda r: r.cell.id)
-    suite = ElementTree.Element(
-        "testsuite",
-        name="mtls-harness",
-        tests=str(len(ordered)),
-        failures=str(sum(r.status == "failed" for r in ordered)),
-        skipped=str(sum(r.status == "unsupported" for r in ordered)),
-        time=f"{sum(r.duration_s for r in ordered):.3f}",
-    )
-    for result in ordered:
-        case = ElementTree.SubElement(
-            suite, "testcase", classname="matrix", name=result.cell.id, time=f"{result.duration_s:.3f}"
-        )
-        if result.status == "failed":
-            failure = ElementTree.SubElement(
-                case, "failure", message=f"expected {result.expected}, observed {result.observed}"
-            )
-            failure.text = result.explain()
-        elif result.status == "unsupported":
-            ElementTree.SubElement(case, "skipped", message=result.reason or "unsupported")
-    root = ElementTree.Element("testsuites")
-    root.append(suite)
-    tree = ElementTree.ElementTree(root)
-    ElementTree.indent(tree)
-    tree.write(path, encoding="utf-8", xml_declaration=True)
-
-
 @dataclass
 class Outcome:
-    document: dict[str, Any] | None
+    document: ResultsDocument | None
     results: dict[str, CellResult]
     interrupted: bool
 

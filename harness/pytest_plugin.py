@@ -21,9 +21,13 @@ from typing import Any
 
 import pytest
 
-from harness import capture, engine, matrix, registry, report, sampling
+from harness import capture, engine, registry, report, sampling
+from harness.cells import Cell, schedule_order
 from harness.errors import HarnessError
 from harness.pods import Run
+from harness.results import CellResult
+from harness.runner import Runner
+from harness.scheduling import DRAIN_S, signals_held
 
 DEFAULT_OUT = Path("out/pytest")
 #: How long a test waits for its cell beyond the cells scheduled before it (they run in parallel).
@@ -58,7 +62,7 @@ class Session:
     _events: dict[str, threading.Event] = field(default_factory=dict)
     _thread: threading.Thread | None = None
     _error: BaseException | None = None
-    _wire_runner: matrix.Runner | None = None
+    _wire_runner: Runner | None = None
     _backgrounds: list[Background] = field(default_factory=list)
     closed: bool = False
 
@@ -68,7 +72,7 @@ class Session:
         return self.engine.run
 
     @property
-    def runner(self) -> matrix.Runner:
+    def runner(self) -> Runner:
         assert self.engine.runner is not None
         return self.engine.runner
 
@@ -81,7 +85,7 @@ class Session:
         cells = self.config.stash.get(_CELLS_KEY, [])
         self._events = {cell.id: threading.Event() for cell in cells}
 
-        def done(result: matrix.CellResult) -> None:
+        def done(result: CellResult) -> None:
             self._events[result.cell.id].set()
 
         def work() -> None:
@@ -96,7 +100,7 @@ class Session:
         self._thread = threading.Thread(target=work, name="matrix", daemon=True)
         self._thread.start()
 
-    def outcome(self, cell: matrix.Cell) -> matrix.CellResult:
+    def outcome(self, cell: Cell) -> CellResult:
         """The cell's result: the first call starts the collected cells; this waits for one."""
         if self._thread is None:
             self._start()
@@ -113,7 +117,7 @@ class Session:
             raise HarnessError(f"{cell.id} did not run: {why}") from self._error
         return self.engine.results[cell.id]
 
-    def background(self, runner: matrix.Runner, cells: list[matrix.Cell], share: int = 1) -> Background:
+    def background(self, runner: Runner, cells: list[Cell], share: int = 1) -> Background:
         """Run ``cells`` on a test's own ``runner``, ``--jobs`` at once (divided by
         ``share`` when that many backgrounds run side by side), from the first ``outcome``
         on; each test then waits for its own cell (as the matrix's tests do)."""
@@ -122,11 +126,11 @@ class Session:
         self._backgrounds.append(started)
         return started
 
-    def wire_runner(self) -> matrix.Runner:
+    def wire_runner(self) -> Runner:
         """A runner whose pods carry the capture sidecar, for the wire tests."""
         if self._wire_runner is None:
             capture.require_tshark()
-            self._wire_runner = matrix.Runner(self.run, self.registry, capture=True, purpose="wire")
+            self._wire_runner = Runner(self.run, self.registry, capture=True, purpose="wire")
         return self._wire_runner
 
     def close(self) -> None:
@@ -139,7 +143,7 @@ class Session:
                 each.join()
             if self._thread is not None:
                 self._thread.join()
-            with matrix.signals_held():
+            with signals_held():
                 self.engine.write()
         finally:
             self.engine.close()
@@ -148,19 +152,19 @@ class Session:
 class Background:
     """A test module's cells on its own runner (a parity test's other path), in the background."""
 
-    def __init__(self, runner: matrix.Runner, cells: list[matrix.Cell], jobs: int, stop: threading.Event):
+    def __init__(self, runner: Runner, cells: list[Cell], jobs: int, stop: threading.Event):
         self.runner = runner
         self.cells = list(cells)
         self.jobs = jobs
         self.stop = stop
-        self.results: dict[str, matrix.CellResult] = {}
+        self.results: dict[str, CellResult] = {}
         self._events = {cell.id: threading.Event() for cell in self.cells}
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._lock = threading.Lock()
 
     def _work(self) -> None:
-        def done(result: matrix.CellResult) -> None:
+        def done(result: CellResult) -> None:
             self.results[result.cell.id] = result
             self._events[result.cell.id].set()
 
@@ -176,7 +180,7 @@ class Background:
             with contextlib.suppress(Exception):
                 self.runner.run.close_pods(self.runner.purpose)
 
-    def outcome(self, cell: matrix.Cell) -> matrix.CellResult:
+    def outcome(self, cell: Cell) -> CellResult:
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="background", daemon=True)
@@ -193,7 +197,7 @@ class Background:
     def join(self) -> None:
         """Wait for the running cells to end (the session stops handing out new ones)."""
         if self._thread is not None:
-            self._thread.join(matrix.DRAIN_S)
+            self._thread.join(DRAIN_S)
 
 
 def _sigterm(_signum: int, _frame: FrameType | None) -> None:
@@ -211,7 +215,7 @@ def pytest_configure(config: pytest.Config) -> None:
             signal.signal(signal.SIGTERM, _sigterm)
 
 
-def planned(config: pytest.Config) -> tuple[registry.Registry, list[matrix.Cell]]:
+def planned(config: pytest.Config) -> tuple[registry.Registry, list[Cell]]:
     """The session's implementations and cells, planned once."""
     found = config.stash.get(_PLAN_KEY, None)
     if found is None:
@@ -223,12 +227,12 @@ def planned(config: pytest.Config) -> tuple[registry.Registry, list[matrix.Cell]
     return found
 
 
-def parity_cells(config: pytest.Config, cells: list[matrix.Cell], found: registry.Registry) -> list[matrix.Cell]:
+def parity_cells(config: pytest.Config, cells: list[Cell], found: registry.Registry) -> list[Cell]:
     """The cells a parity test compares, as ``--parity`` chooses (harness.sampling)."""
     return sampling.choose(cells, found, config.getoption("parity"))
 
 
-def raced(a: matrix.CellResult, b: matrix.CellResult) -> bool:
+def raced(a: CellResult, b: CellResult) -> bool:
     """Two runs of one cell that ended in different outcomes of a race its stack declares
     (SPEC §14): both are the stack's own, so a parity test compares nothing more of them.
     Outside the declared outcomes this is False, and the comparison fails as it should."""
@@ -247,14 +251,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 _SESSION_KEY = pytest.StashKey[Session]()
-_CELLS_KEY = pytest.StashKey[list[matrix.Cell]]()
-_PLAN_KEY = pytest.StashKey[tuple[registry.Registry, list[matrix.Cell]]]()
+_CELLS_KEY = pytest.StashKey[list[Cell]]()
+_PLAN_KEY = pytest.StashKey[tuple[registry.Registry, list[Cell]]]()
 
 
-def _cell_of(item: pytest.Item) -> matrix.Cell | None:
+def _cell_of(item: pytest.Item) -> Cell | None:
     callspec = getattr(item, "callspec", None)
     cell = callspec.params.get("cell") if callspec is not None else None
-    return cell if isinstance(cell, matrix.Cell) else None
+    return cell if isinstance(cell, Cell) else None
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -263,7 +267,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not cells:
         return
     found, _planned = planned(config)
-    order = {cell.id: n for n, cell in enumerate(matrix.schedule_order(cells, found))}
+    order = {cell.id: n for n, cell in enumerate(schedule_order(cells, found))}
     first = next(i for i, item in enumerate(items) if _cell_of(item) is not None)
     matrix_items = sorted((i for i in items if _cell_of(i) is not None), key=lambda i: order[_cell_of(i).id])  # type: ignore[union-attr]
     others = [i for i in items if _cell_of(i) is None]
@@ -330,7 +334,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 def run_cell(harness: Session) -> Any:
     """Run a cell (or wait for it, when the matrix runs it) and return its result."""
 
-    def run(cell: matrix.Cell) -> matrix.CellResult:
+    def run(cell: Cell) -> CellResult:
         return harness.outcome(cell)
 
     return run

@@ -22,11 +22,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UsageError
 from harness.rules import ManifestError, Table, check_verdict, parse_table
 from harness.scenarios import BY_ID, NO_CA_NAMES, TLS_VERSIONS, ClientSide, Scenario, ServerSide
+
+if TYPE_CHECKING:
+    from harness.cells import Cell
 
 MANIFEST = "impl.toml"
 ROLES = ("server", "client")
@@ -162,7 +165,8 @@ class ServerSpec:
     argv: Template
     tutorial_argv: Template | None
     workdir: str | None
-    unsupported: Mapping[str, str]
+    #: The features it lacks (its manifest's ``unsupported`` table), each with why.
+    lacks: Mapping[str, str]
     ready: str
     fresh_process: bool
     native_names: str | None
@@ -190,7 +194,8 @@ class ClientSpec:
     argv: Template
     tutorial_argv: Template | None
     workdir: str | None
-    unsupported: Mapping[str, str]
+    #: The features it lacks (its manifest's ``unsupported`` table), each with why.
+    lacks: Mapping[str, str]
     floor: tuple[str, ...]
     bare_floor: tuple[str, ...] | None
     code: re.Pattern[str]
@@ -313,12 +318,12 @@ class Impl:
         """Real outputs of this stack's client, replayed by the unit tests against this manifest."""
         return self.folder / "recorded"
 
-    def unsupported(self) -> dict[str, str]:
-        """Every feature this implementation lacks, by role, with its reason."""
+    def lacking(self) -> dict[str, str]:
+        """Every feature this implementation lacks, by role ("server crl"), with its reason."""
         found: dict[str, str] = {}
         for role, spec in (("server", self.server), ("client", self.client)):
             if spec is not None:
-                found.update({f"{role} {k}": v for k, v in spec.unsupported.items()})
+                found.update({f"{role} {k}": v for k, v in spec.lacks.items()})
         return found
 
     def record(self, image: str, version: str) -> dict[str, Any]:
@@ -331,7 +336,7 @@ class Impl:
             "image": image,
             "version": version,
             "builtin": self.builtin,
-            "unsupported": self.unsupported(),
+            "unsupported": self.lacking(),
             "settings": [setting.record() for setting in self.settings],
         }
 
@@ -350,7 +355,7 @@ def _argv(doc: Mapping[str, Any], key: str, origin: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _unsupported(doc: Mapping[str, Any], origin: str) -> dict[str, str]:
+def _lacks(doc: Mapping[str, Any], origin: str) -> dict[str, str]:
     table = doc.get("unsupported", {})
     if not isinstance(table, dict):
         raise ManifestError(f'{origin}.unsupported: a table of feature = "reason"')
@@ -376,7 +381,7 @@ def _check_keys(doc: Mapping[str, Any], allowed: set[str], origin: str) -> None:
 DROPPING_CAPABILITIES = frozenset({"SETUID", "SETGID"})
 
 
-def _server(doc: Mapping[str, Any], origin: str) -> ServerSpec:
+def _server_spec(doc: Mapping[str, Any], origin: str) -> ServerSpec:
     _check_keys(
         doc,
         {
@@ -410,7 +415,7 @@ def _server(doc: Mapping[str, Any], origin: str) -> ServerSpec:
             else None
         ),
         workdir=doc.get("workdir"),
-        unsupported=_unsupported(doc, origin),
+        lacks=_lacks(doc, origin),
         ready=_str(doc, "ready", origin, "listening at"),
         fresh_process=fresh,
         native_names=doc.get("native_names"),
@@ -420,7 +425,7 @@ def _server(doc: Mapping[str, Any], origin: str) -> ServerSpec:
     )
 
 
-def _client(doc: Mapping[str, Any], origin: str) -> ClientSpec:
+def _client_spec(doc: Mapping[str, Any], origin: str) -> ClientSpec:
     _check_keys(
         doc,
         {
@@ -459,7 +464,7 @@ def _client(doc: Mapping[str, Any], origin: str) -> ClientSpec:
             else None
         ),
         workdir=doc.get("workdir"),
-        unsupported=_unsupported(doc, origin),
+        lacks=_lacks(doc, origin),
         floor=_argv(doc, "floor", origin) if "floor" in doc else ("request-mtls", "--help"),
         bare_floor=_argv(doc, "bare_floor", origin) if "bare_floor" in doc else None,
         code=patterns["code"],
@@ -667,8 +672,8 @@ def load_manifest(path: Path, builtin: bool = True) -> Impl:
         image=image,
         build=bool(build),
         version_argv=_argv(version, "argv", f"{origin} [version]"),
-        server=_server(doc.get("server", {}), f"{origin} [server]") if "server" in roles else None,
-        client=_client(doc.get("client", {}), f"{origin} [client]") if "client" in roles else None,
+        server=_server_spec(doc.get("server", {}), f"{origin} [server]") if "server" in roles else None,
+        client=_client_spec(doc.get("client", {}), f"{origin} [client]") if "client" in roles else None,
         expectations=_expectations(doc.get("expect"), f"{origin} [[expect]]", tuple(r for r in ROLES if r in roles)),
         builtin=builtin,
         settings=_settings(doc.get("settings"), f"{origin} [[settings]]", tuple(r for r in ROLES if r in roles)),
@@ -877,14 +882,14 @@ class Registry:
     def images(self) -> dict[str, str]:
         return {i.name: i.image for i in self.impls}
 
-    def wire_view(self, cell: Any) -> dict[str, bool]:
-        """What a capture of ``cell`` can show (scenarios.wire_mismatches's keywords): a
+    def wire_view(self, cell: Cell) -> dict[str, bool]:
+        """What a capture of ``cell`` can show (judgement.wire_mismatches's keywords): a
         TLS 1.3 handshake is readable only with the client's key log, and a server whose
         CertificateRequest lists no CA names by design is not asked for them."""
         server = self.server(cell.server)
-        return {"readable": self.wire_unseen(cell) is None, "ca_names": "ca-names" not in server.unsupported}
+        return {"readable": self.wire_unseen(cell) is None, "ca_names": "ca-names" not in server.lacks}
 
-    def wire_unseen(self, cell: Any) -> str | None:
+    def wire_unseen(self, cell: Cell) -> str | None:
         """Why a capture cannot show what ``cell``'s scenario asserts on the wire, or None:
         a TLS 1.3 handshake without the client's key log (``keylog``), or a rejected one
         of a client that has its key log only for handshakes it completes
@@ -896,12 +901,12 @@ class Registry:
             return "a TLS 1.2 renegotiation is encrypted under the first handshake's keys and is not always decrypted"
         if cell.tls != "1.3":
             return None
-        unsupported = self.client(cell.client).unsupported
-        if "keylog" in unsupported:
-            return f"{cell.client} client: {unsupported['keylog']}"
+        lacks = self.client(cell.client).lacks
+        if "keylog" in lacks:
+            return f"{cell.client} client: {lacks['keylog']}"
         rejected = not (cell.expected.verdict == "ok" or cell.expected.verdict.startswith("reported:"))
-        if "keylog-on-failure" in unsupported and rejected:
-            return f"{cell.client} client: {unsupported['keylog-on-failure']}"
+        if "keylog-on-failure" in lacks and rejected:
+            return f"{cell.client} client: {lacks['keylog-on-failure']}"
         return None
 
     def batches(self) -> dict[str, BatchSpec]:
@@ -914,7 +919,7 @@ class Registry:
 
     # --- cells ---
 
-    def unsupported(self, server: str, client: str, scenario: Scenario, tls: str) -> str | None:
+    def why_unsupported(self, server: str, client: str, scenario: Scenario, tls: str) -> str | None:
         """Why a cell cannot run on these implementations, decided before it runs; None if it can."""
         needs = {
             "server": [f"tls{tls}", "require" if scenario.server.require else "report"],
@@ -929,8 +934,8 @@ class Registry:
         for role, name in (("server", server), ("client", client)):
             spec = self.server(name) if role == "server" else self.client(name)
             for feature in needs[role]:
-                if feature in spec.unsupported:
-                    return f"{name} {role}: {spec.unsupported[feature]}"
+                if feature in spec.lacks:
+                    return f"{name} {role}: {spec.lacks[feature]}"
         return None
 
     def expectation(self, server: str, client: str, scenario: Scenario, tls: str) -> Expected:

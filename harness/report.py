@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness import scenarios
+from harness.results import CellRecord, ResultsDocument, RunRecord
 
 PASS, FAIL, UNSUPPORTED = "green", "red", "yellow"
 
@@ -62,7 +63,7 @@ class LiveProgress:
             self._progress.update(self._task, advance=1, failures=self.failures)
 
 
-def _cell_text(record: dict[str, Any]) -> Text:
+def _cell_text(record: CellRecord) -> Text:
     observed = str(record["observed"])
     if record.get("status") == "unsupported":
         return Text("– unsupported", style=UNSUPPORTED)
@@ -71,10 +72,10 @@ def _cell_text(record: dict[str, Any]) -> Text:
     return Text(f"✗ {observed}\n  (expected {record['expected']})", style=FAIL)
 
 
-def grouped(cells: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def grouped(cells: list[CellRecord]) -> dict[tuple[str, str], list[CellRecord]]:
     """Cells by (scenario, TLS version), in catalogue order."""
     order = {scenario_id: n for n, scenario_id in enumerate(scenarios.BY_ID)}
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str], list[CellRecord]] = {}
     for record in sorted(
         cells, key=lambda r: (order.get(r["scenario"], len(order)), r["tls"], r["server"], r["client"])
     ):
@@ -82,7 +83,7 @@ def grouped(cells: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str,
     return groups
 
 
-def tables(document: dict[str, Any]) -> Group:
+def tables(document: ResultsDocument) -> Group:
     """One table per scenario and TLS version: server rows x client columns."""
     renderables = []
     for (scenario, tls), records in grouped(document.get("cells", [])).items():
@@ -103,7 +104,7 @@ def tables(document: dict[str, Any]) -> Group:
     return Group(*renderables)
 
 
-def summary_line(document: dict[str, Any]) -> str:
+def summary_line(document: ResultsDocument) -> str:
     counts = document.get("run", {}).get("counts", {})
     seconds = document.get("run", {}).get("seconds")
     line = (
@@ -113,13 +114,13 @@ def summary_line(document: dict[str, Any]) -> str:
     return line + (f" in {seconds:.1f} s" if isinstance(seconds, int | float) else "")
 
 
-def scenario_lines(document: dict[str, Any], width: int = 80) -> list[str]:
+def scenario_lines(document: ResultsDocument, width: int = 80) -> list[str]:
     """One line per scenario (both TLS versions): cells, passed, failed, unsupported, then
     the stacks whose manifests make its verdict differ from the catalogue's default,
     wrapped on indented lines so that nothing is cut at ``width`` columns."""
     import textwrap
 
-    by_scenario: dict[str, list[dict[str, Any]]] = {}
+    by_scenario: dict[str, list[CellRecord]] = {}
     for cell in document.get("cells", []):
         by_scenario.setdefault(str(cell["scenario"]), []).append(cell)
     name_width = min(max((len(s) for s in by_scenario), default=10), width - 40)
@@ -145,7 +146,7 @@ def scenario_lines(document: dict[str, Any], width: int = 80) -> list[str]:
     return lines
 
 
-def render_text(document: dict[str, Any], width: int = 160) -> str:
+def render_text(document: ResultsDocument, width: int = 160) -> str:
     """The tables and the summary line as plain text (for logs and tests)."""
     console = Console(width=width, record=True, file=io.StringIO())
     console.print(tables(document))
@@ -211,7 +212,7 @@ def _link(path: str | None, base: Path, label: str) -> str:
     return f'<a href="{_esc(target)}">{_esc(label)}</a>'
 
 
-def _cell_html(record: dict[str, Any], base: Path) -> str:
+def _cell_html(record: CellRecord, base: Path) -> str:
     observed = str(record["observed"])
     state = {"unsupported": "unsupported", "passed": "pass"}.get(str(record.get("status")), "fail")
     artifacts = record.get("artifacts") or {}
@@ -264,7 +265,7 @@ def _checkboxes(name: str, values: list[str]) -> str:
     return f"<fieldset><legend>{name}</legend>{boxes}</fieldset>"
 
 
-def differences(document: dict[str, Any]) -> list[dict[str, Any]]:
+def differences(document: ResultsDocument) -> list[dict[str, Any]]:
     """Where a stack's manifest makes cells differ from the catalogue's default: one entry
     per (scenario, stack, role, expected verdict, rule), with its TLS versions, its peers
     and its cells, in catalogue order."""
@@ -315,17 +316,22 @@ def differences(document: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(found.values(), key=lambda e: (order.get(e["scenario"], 999), e["stack"], e["role"], e["verdict"]))
 
 
-def _default_verdict(document: dict[str, Any], scenario: str) -> str:
-    entry = (document.get("scenarios") or {}).get(scenario) or {}
+def _scenario(document: ResultsDocument, scenario: str) -> dict[str, Any]:
+    """The catalogue entry results.json keeps for ``scenario`` (empty in an older document)."""
+    return dict(document.get("scenarios", {}).get(scenario) or {})
+
+
+def _default_verdict(document: ResultsDocument, scenario: str) -> str:
+    entry = _scenario(document, scenario)
     by_tls = entry.get("by_tls") or {}
     base = str(entry.get("expected", ""))
     extra = "; ".join(f"TLS {tls}: {v['expected']}" for tls, v in sorted(by_tls.items()) if v["expected"] != base)
     return base + (f" ({extra})" if extra else "")
 
 
-def _default_html(document: dict[str, Any], scenario: str) -> str:
+def _default_html(document: ResultsDocument, scenario: str) -> str:
     """The scenario's default verdict, why it is the default and where that is written."""
-    entry = (document.get("scenarios") or {}).get(scenario) or {}
+    entry = _scenario(document, scenario)
     if not entry.get("why"):
         return ""
     return (
@@ -334,7 +340,7 @@ def _default_html(document: dict[str, Any], scenario: str) -> str:
     )
 
 
-def _differences_html(document: dict[str, Any]) -> str:
+def _differences_html(document: ResultsDocument) -> str:
     """Differences first: per scenario, the stacks that differ and the rule that says why;
     then per stack, what it does differently in every scenario."""
     entries = differences(document)
@@ -387,7 +393,7 @@ def _differences_html(document: dict[str, Any]) -> str:
     )
 
 
-def _settings_html(run: dict[str, Any]) -> str:
+def _settings_html(run: RunRecord) -> str:
     """What each wrapper sets beyond its stack's own mTLS example or defaults (SPEC §14)."""
     rows = []
     for name, impl in sorted((run.get("implementations") or {}).items()):
@@ -412,7 +418,7 @@ def _settings_html(run: dict[str, Any]) -> str:
     )
 
 
-def render_html(document: dict[str, Any], base: Path) -> str:
+def render_html(document: ResultsDocument, base: Path) -> str:
     """The static report: a grid per scenario x TLS version, filters, links, metadata."""
     run = document.get("run", {})
     cells = document.get("cells", [])
@@ -469,6 +475,6 @@ def render_html(document: dict[str, Any], base: Path) -> str:
     )
 
 
-def write_html(document: dict[str, Any], path: Path) -> Path:
+def write_html(document: ResultsDocument, path: Path) -> Path:
     path.write_text(render_html(document, path.parent), encoding="utf-8")
     return path

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.matrix import Cell
+from harness.cells import Cell
 from harness.registry import Registry
 from harness.scenarios import CATALOGUE
 

@@ -19,7 +19,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from harness.certs import HUGE_CA_COUNT
 from harness.errors import UsageError
@@ -162,7 +161,8 @@ class Scenario:
         return self.expected, ""
 
 
-def _client(name: str) -> ClientSide:
+def _presenting(name: str) -> ClientSide:
+    """A client presenting the variant chain ``name`` (harness.certs) with its key."""
     return ClientSide(cert=variant_chain(name), key=variant_key(name))
 
 
@@ -257,7 +257,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         "expired-client-cert",
         "client leaf expired",
         TRUSTING_SERVER,
-        _client("client-expired"),
+        _presenting("client-expired"),
         "reported:expired",
         _openssl("CERT_HAS_EXPIRED"),
     ),
@@ -265,7 +265,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         "not-yet-valid-client-cert",
         "client leaf not yet valid",
         TRUSTING_SERVER,
-        _client("client-not-yet-valid"),
+        _presenting("client-not-yet-valid"),
         "reported:not-yet-valid",
         _openssl("CERT_NOT_YET_VALID"),
     ),
@@ -273,7 +273,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         "server-auth-eku",
         "client leaf with EKU serverAuth only",
         TRUSTING_SERVER,
-        _client("client-server-auth-eku"),
+        _presenting("client-server-auth-eku"),
         "reported:purpose",
         _openssl("INVALID_PURPOSE"),
     ),
@@ -281,7 +281,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         "self-signed-client-cert",
         "client sends a self-signed leaf",
         TRUSTING_SERVER,
-        _client("client-self-signed"),
+        _presenting("client-self-signed"),
         "reported:untrusted",
         _openssl("DEPTH_ZERO_SELF_SIGNED_CERT"),
     ),
@@ -289,7 +289,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         "non-ca-issuer",
         "client leaf signed by a CA:FALSE certificate whose keyUsage lacks keyCertSign",
         TRUSTING_SERVER,
-        _client("client-non-ca-issuer"),
+        _presenting("client-non-ca-issuer"),
         # OpenSSL 3.0 reports INVALID_CA, INVALID_PURPOSE and PATH_LENGTH_EXCEEDED from
         # check_chain_extensions, then KEYUSAGE_NO_CERTSIGN from internal_verify; a
         # server that reports SSL_get_verify_result reports the last of them.
@@ -307,7 +307,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         "revoked-client-cert",
         "server has CRLs for every CA of the client chain; client leaf revoked",
         CRL_SERVER,
-        _client("client-revoked"),
+        _presenting("client-revoked"),
         "reported:revoked",
         _openssl("CERT_REVOKED"),
     ),
@@ -315,7 +315,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         "accidental-trust",
         "client leaf from the server's own PKI; server trusts only the alternate root",
         TRUSTING_SERVER,
-        _client("client-from-server-pki"),
+        _presenting("client-from-server-pki"),
         # --root-ca replaces the default roots: the server root is nowhere in the store.
         "reported:untrusted",
         _openssl("UNABLE_TO_GET_ISSUER_CERT_LOCALLY"),
@@ -324,7 +324,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         "mismatched-client-key",
         "client key does not match its certificate",
         TRUSTING_SERVER,
-        _client("client-mismatched-key"),
+        _presenting("client-mismatched-key"),
         "client-error:key-mismatch",
     ),
     # --- from production (SPEC §7b): what users trip over ---
@@ -332,28 +332,28 @@ CATALOGUE: tuple[Scenario, ...] = (
         "rsa-client-cert",
         "client leaf with an RSA-2048 key (the CA chain is EC by default)",
         TRUSTING_SERVER,
-        _client("client-rsa2048"),
+        _presenting("client-rsa2048"),
         "ok",
     ),
     Scenario(
         "p384-client-cert",
         "client leaf with an EC P-384 key",
         TRUSTING_SERVER,
-        _client("client-p384"),
+        _presenting("client-p384"),
         "ok",
     ),
     Scenario(
         "ed25519-client-cert",
         "client leaf with an Ed25519 key: its CertificateVerify needs the ed25519 scheme",
         TRUSTING_SERVER,
-        _client("client-ed25519"),
+        _presenting("client-ed25519"),
         "ok",
     ),
     Scenario(
         "sha1-signed-client-cert",
         "client leaf signed by its CA with SHA-1",
         TRUSTING_SERVER,
-        _client("client-sha1-signed"),
+        _presenting("client-sha1-signed"),
         # OpenSSL 3.0 gives SHA-1 63 bits of security (crypto/x509/x509_set.c); Debian's
         # default security level 2 asks 112, so check_sig_level refuses the leaf.
         "reported:weak",
@@ -363,7 +363,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         "rsa1024-client-cert",
         "client leaf with an RSA-1024 key",
         TRUSTING_SERVER,
-        _client("client-rsa1024"),
+        _presenting("client-rsa1024"),
         # Security level 2 (Debian's default) asks 112 bits; RSA-1024 gives 80
         # (crypto/x509/x509_vfy.c check_key_level).
         "reported:weak",
@@ -373,7 +373,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         "no-eku-client-cert",
         "client leaf without an extendedKeyUsage extension (the pair of server-auth-eku)",
         TRUSTING_SERVER,
-        _client("client-no-eku"),
+        _presenting("client-no-eku"),
         # RFC 5280 §4.2.1.12: without the extension the key may be used for any purpose.
         "ok",
     ),
@@ -381,7 +381,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         "expired-intermediate",
         "client leaf valid, its intermediate CA expired",
         TRUSTING_SERVER,
-        _client("client-expired-intermediate"),
+        _presenting("client-expired-intermediate"),
         # RFC 5280 §6.1.3 (a)(2): every certificate of the path must be within its validity.
         "reported:expired",
         _openssl("CERT_HAS_EXPIRED"),
@@ -390,7 +390,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         "unknown-critical-extension",
         "client leaf with an extension no stack knows, marked critical",
         TRUSTING_SERVER,
-        _client("client-unknown-critical-ext"),
+        _presenting("client-unknown-critical-ext"),
         # RFC 5280 §4.2: a certificate with an unrecognized critical extension must be
         # rejected. OpenSSL's name for it has no class of its own (harness/rulesets).
         "reported:other",
@@ -496,38 +496,42 @@ CATALOGUE: tuple[Scenario, ...] = (
         "unknown_ca",
     ),
     _require(
-        "expired-client-cert", "client leaf expired", TRUSTING_SERVER, _client("client-expired"), "certificate_expired"
+        "expired-client-cert",
+        "client leaf expired",
+        TRUSTING_SERVER,
+        _presenting("client-expired"),
+        "certificate_expired",
     ),
     _require(
         "not-yet-valid-client-cert",
         "client leaf not yet valid",
         TRUSTING_SERVER,
-        _client("client-not-yet-valid"),
+        _presenting("client-not-yet-valid"),
         "bad_certificate",
     ),
     _require(
         "server-auth-eku",
         "client leaf with EKU serverAuth only",
         TRUSTING_SERVER,
-        _client("client-server-auth-eku"),
+        _presenting("client-server-auth-eku"),
         "unsupported_certificate",
     ),
     _require(
         "self-signed-client-cert",
         "client sends a self-signed leaf",
         TRUSTING_SERVER,
-        _client("client-self-signed"),
+        _presenting("client-self-signed"),
         "unknown_ca",
     ),
     _require(
         "non-ca-issuer",
         "client leaf signed by a CA:FALSE certificate",
         TRUSTING_SERVER,
-        _client("client-non-ca-issuer"),
+        _presenting("client-non-ca-issuer"),
         "unknown_ca",
     ),
     _require(
-        "revoked-client-cert", "client leaf revoked", CRL_SERVER, _client("client-revoked"), "certificate_revoked"
+        "revoked-client-cert", "client leaf revoked", CRL_SERVER, _presenting("client-revoked"), "certificate_revoked"
     ),
     Scenario(
         "require-trusted-client",
@@ -610,102 +614,3 @@ def select(ids: Iterable[str] | None) -> list[Scenario]:
     if unknown:
         raise UsageError(f"unknown scenario {', '.join(unknown)}: see `mtls-harness scenarios` for the ids")
     return [BY_ID[i] for i in dict.fromkeys(wanted)]
-
-
-def wire_mismatches(
-    scenario: Scenario,
-    expected: str,
-    wire: dict[str, Any] | None,
-    *,
-    readable: bool = True,
-    ca_names: bool = True,
-    override: str | None = None,
-) -> list[str]:
-    """How a captured connection differs from what ``scenario`` says the wire shows.
-
-    ``readable=False``: a TLS 1.3 handshake without a key log (a client stack that has
-    none, images/*/impl.toml ``unsupported.keylog``): everything after the ServerHello is
-    encrypted, so only that a connection was made is checked. ``ca_names=False``: the
-    server's CertificateRequest lists no names by design (``unsupported.ca-names``).
-    ``override``: the cell's expectation says what the capture shows instead of the
-    scenario's wire (registry.WIRE_OVERRIDES): "no-server-hello", the server ends the
-    connection after the ClientHello without an alert; "client-aborts", the client ends
-    the handshake before any Certificate of its own.
-    """
-    want = scenario.wire
-    asserted = want != Wire() or expected.startswith("server-rejected:") or override is not None
-    if wire is None:
-        # A client that fails before its handshake (a key that does not match) leaves
-        # no TLS connection; that is a problem only where the wire is asserted.
-        return ["no TLS connection was captured for this cell"] if asserted else []
-    if override == "client-aborts":
-        sent = wire.get("client_certificate_count")
-        return [] if sent is None else [f"the client should end the handshake before its Certificate; it sent {sent}"]
-    if override == "no-server-hello":
-        seen = []
-        if wire.get("tls_version"):
-            seen.append(
-                f"the server should end the connection after the ClientHello; it answered TLS {wire['tls_version']}"
-            )
-        sent = [str(a["description"]) for a in wire.get("alerts") or [] if a["from"] == "server"]
-        if sent:
-            seen.append(f"the server should close without an alert; it sent {sent}")
-        return seen
-    if not readable:
-        return []
-    problems = []
-    want = scenario.wire
-    # What the client sends is the scenario's where the cell ends as the scenario's default
-    # says; a client that withholds its chain (the cell's expectation says no-cert) sends an
-    # empty Certificate; for any other outcome the client's messages are not asserted.
-    count, verify, after = (
-        want.client_certificate_count,
-        want.certificate_verify,
-        want.certificate_request_after_handshake,
-    )
-    if expected != scenario.default(str(wire.get("tls_version") or ""))[0]:
-        # Withheld: an empty Certificate, if the server asked at all (a server that could
-        # not ask after the handshake leaves no Certificate message).
-        withheld = expected == "reported:no-cert" and wire.get("certificate_request")
-        count = 0 if count is not None and withheld else None
-        verify = after = None
-    if count is not None and wire.get("client_certificate_count") != count:
-        problems.append(
-            f"client Certificate message: expected {count} certificate(s), saw {wire.get('client_certificate_count')}"
-        )
-    if verify is not None and wire.get("certificate_verify") != verify:
-        problems.append(f"CertificateVerify: expected {verify}, saw {wire.get('certificate_verify')}")
-    if after is not None and bool(wire.get("certificate_request_after_handshake")) != after:
-        asked_after = wire.get("certificate_request_after_handshake")
-        problems.append(
-            "the server should ask for the certificate after the handshake (a CertificateRequest after the "
-            f"client's Finished); saw certificate_request_after_handshake={asked_after}"
-        )
-    unreadable = expected in ("client-error:decode-error", "client-error:message-too-large")
-    if want.unreadable_request_bytes is not None and unreadable and wire.get("certificate_request"):
-        size = wire.get("certificate_request_bytes") or 0
-        if size < want.unreadable_request_bytes:
-            problems.append(
-                f"the CertificateRequest the client could not read should be at least "
-                f"{want.unreadable_request_bytes} bytes; it was {size}"
-            )
-    listed = [str(name) for name in wire.get("certificate_request_cas") or []]
-    for name in want.ca_names if ca_names else ():
-        if not any(name in dn for dn in listed):
-            problems.append(f"CertificateRequest should name {name!r}; it listed {listed}")
-    if want.ca_names_count is not None and ca_names and len(listed) != want.ca_names_count:
-        problems.append(f"CertificateRequest should list {want.ca_names_count} CA name(s); it listed {listed}")
-    if expected.startswith("server-rejected:"):
-        alert = expected.split(":", 1)[1]
-        sent = [
-            str(a["description"])
-            for a in wire.get("alerts") or []
-            if a["from"] == "server" and a["description"] != "close_notify"
-        ]
-        quiet = alert == "closed" or alert.startswith("http-")  # no alert: a close, or an HTTP refusal
-        if quiet and sent:
-            how = "close" if alert == "closed" else f"answer {alert}"
-            problems.append(f"the server should {how} without an alert; it sent {sent}")
-        if not quiet and alert not in sent:
-            problems.append(f"the server should send the {alert} alert; it sent {sent or 'none'}")
-    return problems

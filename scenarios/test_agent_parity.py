@@ -17,8 +17,9 @@ from __future__ import annotations
 import pytest
 
 from harness import registry
-from harness.matrix import Cell, Runner, plan, schedule_order
+from harness.cells import Cell, plan, schedule_order
 from harness.pytest_plugin import Background, Session, parity_cells, raced
+from harness.runner import Runner
 
 pytestmark = pytest.mark.docker
 
@@ -27,7 +28,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "parity_cell" not in metafunc.fixturenames:
         return
     found = registry.default()
-    runnable = [c for c in plan(found, servers=["python"]) if not c.unsupported]
+    runnable = [c for c in plan(found, servers=["python"]) if not c.why_unsupported]
     # In the order the background reaches them, so each test waits about one cell.
     cells = schedule_order(parity_cells(metafunc.config, runnable, found), found)
     metafunc.parametrize("parity_cell", cells, ids=[c.id for c in cells])

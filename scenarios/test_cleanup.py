@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness import engine, images, registry
-from harness.matrix import plan
+from harness.cells import plan
 from harness.pods import RUN_LABEL, leftovers, remove_labelled, sweep_stale
 
 pytestmark = pytest.mark.docker

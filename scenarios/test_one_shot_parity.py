@@ -23,9 +23,10 @@ import re
 
 import pytest
 
-from harness import matrix
-from harness.matrix import Cell, CellResult, Runner
+from harness.cells import Cell, schedule_order
 from harness.pytest_plugin import Background, Session, parity_cells, planned, raced
+from harness.results import CellResult
+from harness.runner import Runner
 
 pytestmark = pytest.mark.docker
 
@@ -38,8 +39,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     found, cells = planned(metafunc.config)
     batch = set(found.batches())
-    batched = [c for c in cells if c.client in batch and not c.unsupported]
-    chosen = matrix.schedule_order(parity_cells(metafunc.config, batched, found), found)
+    batched = [c for c in cells if c.client in batch and not c.why_unsupported]
+    chosen = schedule_order(parity_cells(metafunc.config, batched, found), found)
     metafunc.parametrize("batch_cell", chosen, ids=[c.id for c in chosen])
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import pytest
 
 from harness import registry
-from harness.matrix import Runner, plan
+from harness.cells import plan
 from harness.pytest_plugin import Session
+from harness.runner import Runner
 from harness.scenarios import CATALOGUE, TLS_VERSIONS
 
 pytestmark = pytest.mark.docker

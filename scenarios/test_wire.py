@@ -17,8 +17,9 @@ from __future__ import annotations
 import pytest
 
 from harness import registry
-from harness.matrix import CellResult, plan
+from harness.cells import plan
 from harness.pytest_plugin import Session
+from harness.results import CellResult
 
 pytestmark = [pytest.mark.docker, pytest.mark.pcap]
 
@@ -34,7 +35,7 @@ REGISTRY = registry.default()
 CELLS = [
     cell
     for cell in plan(REGISTRY, scenario_ids=ALL_CLIENTS + CURL_ONLY)
-    if not cell.unsupported and (cell.scenario.id in ALL_CLIENTS or cell.client == "curl")
+    if not cell.why_unsupported and (cell.scenario.id in ALL_CLIENTS or cell.client == "curl")
 ]
 
 

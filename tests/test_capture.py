@@ -230,7 +230,8 @@ def test_a_client_port_another_protocol_registered_is_still_tls() -> None:
 def test_a_certificate_request_too_large_for_its_lengths_shows_its_size() -> None:
     """Captured from the matrix (huge-ca-list, NSS's TLS 1.2 server, curl): NSS wrote the
     95 KB list of 601 CA names with a 16-bit length; the capture shows the message's size."""
-    from harness.scenarios import BY_ID, wire_mismatches
+    from harness.judgement import wire_mismatches
+    from harness.scenarios import BY_ID
 
     (conn,) = capture.summarize(PCAPS / "tls12-huge-ca-list-nss.pcap")
     assert conn.tls_version == "1.2" and conn.certificate_request

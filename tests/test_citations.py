@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 
 from harness import registry
-from harness.matrix import plan
+from harness.cells import plan
 from harness.registry import Expectation, Registry, _precedence
 from harness.scenarios import CATALOGUE
 from tests.stacks import TOY_SERVER, write_impl
@@ -249,7 +249,7 @@ def deciding(found: Registry) -> Counter[int]:
     the one Registry.expectation picks, by the same candidates and precedence."""
     counts: Counter[int] = Counter()
     for cell in plan(found):
-        if cell.unsupported:
+        if cell.why_unsupported:
             continue
         candidates = found._candidates(cell.server, cell.client, cell.scenario.id, cell.tls)
         if not candidates and cell.scenario.like:
@@ -283,7 +283,7 @@ def test_every_race_holds_for_a_cell() -> None:
 
 
 def idle_races(found: Registry) -> list[str]:
-    taken = {id(race) for cell in plan(found) if not cell.unsupported for race in cell.expected.races}
+    taken = {id(race) for cell in plan(found) if not cell.why_unsupported for race in cell.expected.races}
     return [f"{impl.name} {race.origin}" for impl in found.impls for race in impl.races if id(race) not in taken]
 
 

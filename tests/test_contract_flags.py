@@ -26,9 +26,10 @@ done
 """
 
 
-def _run(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+def _program(script: str, name: str, tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """A wrapper ``script`` run as ``name`` with the base image's parser (LIBRARY), no stack."""
     return subprocess.run(
-        ["bash", "-c", WRAPPER, "server-mtls", *argv],
+        ["bash", "-c", script, name, *argv],
         env={"LIBRARY": str(LIBRARY), "PATH": "/usr/bin:/bin"},
         cwd=tmp_path,
         capture_output=True,
@@ -36,6 +37,10 @@ def _run(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
         timeout=10,
         check=False,
     )
+
+
+def _run(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return _program(WRAPPER, "server-mtls", tmp_path, *argv)
 
 
 @pytest.fixture
@@ -159,15 +164,7 @@ for v in cert key root_ca url authority host port path; do printf '%s=%s\\n' "$v
 
 
 def _client(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", "-c", CLIENT, "request-mtls", *argv],
-        env={"LIBRARY": str(LIBRARY), "PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
+    return _program(CLIENT, "request-mtls", tmp_path, *argv)
 
 
 @pytest.mark.parametrize(

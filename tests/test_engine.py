@@ -8,14 +8,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from xml.etree import ElementTree
 
 import pytest
 
 from harness import engine, liveness
 from harness.errors import UsageError
-from harness.matrix import CellResult, plan
-from tests.stacks import toy_registry
 
 
 def test_bad_options_are_refused_before_the_output_folder_is_touched(tmp_path: Path) -> None:
@@ -125,17 +122,6 @@ def test_pytest_own_capture_option_does_not_turn_on_the_packet_capture(pytestcon
     assert pytestconfig.getoption("capture") in ("fd", "sys", "no", "tee-sys")
     assert pytestconfig.getoption("--capture-pcap") is False
     assert pytest_plugin.options_from(pytestconfig).capture is False
-
-
-def test_junit_has_one_testcase_per_cell_with_failures_explained(tmp_path: Path) -> None:
-    found = toy_registry(tmp_path / "impls")
-    cells = plan(found, scenario_ids=["trusted-client", "revoked-client-cert"], tls=["1.3"], clients=["toy"])
-    results = [CellResult(cell, "unsupported" if cell.unsupported else "timeout") for cell in cells]
-    engine.write_junit(tmp_path / "junit.xml", results)
-    suite = ElementTree.parse(tmp_path / "junit.xml").getroot()[0]
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("2", "1", "1")
-    failure = suite.find("testcase[@name='toy-server--toy-client--trusted-client--tls1.3']/failure")
-    assert failure is not None and failure.get("message") == "expected ok, observed timeout"
 
 
 def test_a_container_removed_while_listing_does_not_end_a_run() -> None:

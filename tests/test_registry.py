@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness import registry
+from harness.cells import plan
 from harness.errors import UsageError
-from harness.matrix import plan
 from harness.rules import ManifestError
 from harness.scenarios import BY_ID, CATALOGUE, TUTORIAL_IDS
 from harness.tutorial import TRANSCRIPT
@@ -38,8 +38,8 @@ def test_a_new_folder_is_a_new_stack_with_no_code_change(tmp_path: Path) -> None
     assert cells["toy-server--toy-client--no-client-cert--tls1.2"].expected.native is None
     # What it cannot do is unsupported before anything runs, with its reason.
     crl = cells["toy-server--toy-client--revoked-client-cert--tls1.2"]
-    assert crl.unsupported and "no revocation checking" in crl.unsupported
-    assert crl.expected.verdict == "unsupported" and crl.expected.rule == crl.unsupported
+    assert crl.why_unsupported and "no revocation checking" in crl.why_unsupported
+    assert crl.expected.verdict == "unsupported" and crl.expected.rule == crl.why_unsupported
     # Selection picks it by name, and rejects what it is not.
     assert {c.client for c in plan(found, clients=["other"])} == {"other"}
     with pytest.raises(UsageError, match="unknown server implementation 'other'"):
@@ -213,7 +213,7 @@ def test_a_family_is_one_folder_with_a_variant_per_subfolder(tmp_path: Path) -> 
     assert one.build and one.image == "mtls-harness/fam-one"
     # The fragment's values are there, under the variant's own: tables merge key by key ...
     assert one.server is not None and one.server.ready == "family ready"
-    assert set(one.server.unsupported) == {"renegotiation", "crl"}
+    assert set(one.server.lacks) == {"renegotiation", "crl"}
     assert one.version_argv == ("server-mtls", "--version")
     # ... and its own [[...]] entries come first (first match wins).
     assert [r.verdict for r in one.server.reasons.rules] == ["reported:no-cert", "reported:other"]
@@ -332,7 +332,7 @@ def test_a_scenario_like_another_takes_its_expectations_unless_named(tmp_path: P
 def test_a_race_of_the_stacks_own_is_data_the_cell_passes_on_either_outcome(tmp_path: Path) -> None:
     """SPEC §14: an [[expect]] may list (``also``) the other verdicts a race inside the stack
     can end in; the cell passes on any of them, and says it is racy."""
-    from harness.matrix import CellResult
+    from harness.results import CellResult
 
     racy = (
         '[[expect]]\nscenario = "require-no-client-cert"\nrole = "server"\n'
@@ -385,7 +385,7 @@ RACE = (
 def test_a_race_holds_for_every_cell_it_names_whatever_the_expected_verdict(tmp_path: Path) -> None:
     """SPEC §14: a [[race]] adds its outcomes to each cell it names whose expected verdict
     matches ``when``, keeping the verdict the catalogue or an [[expect]] chose."""
-    from harness.matrix import CellResult
+    from harness.results import CellResult
 
     write_impl(tmp_path, "toy", TOY_SERVER + RACE)
     found = registry.load(folder=tmp_path)
@@ -515,8 +515,8 @@ def test_a_client_that_cannot_check_host_names_makes_wrong_hostname_unsupported(
     write_impl(tmp_path, "toy", no_check)
     found = registry.load(folder=tmp_path)
     cells = {c.id: c for c in plan(found)}
-    assert cells["toy-server--toy-client--wrong-hostname--tls1.3"].unsupported == "toy client: a debugging tool"
-    assert not cells["toy-server--toy-client--trusted-client--tls1.3"].unsupported
+    assert cells["toy-server--toy-client--wrong-hostname--tls1.3"].why_unsupported == "toy client: a debugging tool"
+    assert not cells["toy-server--toy-client--trusted-client--tls1.3"].why_unsupported
     assert BY_ID["wrong-hostname"].client_needs == ("hostname-check",)
 
 

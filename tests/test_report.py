@@ -13,7 +13,7 @@ import pytest
 
 from harness import report
 from harness.errors import UsageError
-from harness.matrix import merge_documents
+from harness.results import merge_documents
 
 
 def record(

@@ -2,29 +2,52 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
+from harness.cells import Cell, plan
 from harness.errors import HarnessError
-from harness.matrix import Cell, CellResult, Runner, plan
+from harness.pods import Run
 from harness.registry import Registry
+from harness.results import CellResult
+from harness.runner import Runner
 from tests.stacks import toy_registry
+
+
+def offline_run(out: Path) -> Run:
+    """A real Run whose Docker client points at no engine: making it touches nothing, and a
+    test that reached for a container would fail at once instead of making one."""
+    client = docker.DockerClient(base_url=f"unix://{out}/no-docker-here.sock", version="1.41")
+    return Run(client, out / "run", out / "certs")
+
+
+@pytest.fixture
+def offline(tmp_path: Path) -> Iterator[Run]:
+    run = offline_run(tmp_path)
+    yield run
+    run.client.close()
 
 
 class FakeRunner(Runner):
     """The real Runner's scheduling over a throwaway registry; ``run_cell`` records instead of execs."""
 
-    def __init__(self, registry: Registry) -> None:
-        super().__init__(run=None, registry=registry)  # type: ignore[arg-type]  # no containers are made
+    def __init__(self, registry: Registry, run: Run) -> None:
+        super().__init__(run, registry)
         self.order: list[str] = []
         self.active: dict[Any, int] = {}
         self.peak_same_server = 0
         self.threads: set[int] = set()
         self._guard = threading.Lock()
+
+    def server_for(self, cell: Cell) -> Any:  # the starter thread's call: no server process here
+        return None
 
     def run_cell(self, cell: Cell, defer_wire: bool = False) -> CellResult:
         key = self.server_key(cell)
@@ -50,8 +73,8 @@ class Overlapping(FakeRunner):
     """The first cell waits (5 s at most) until a second worker has a cell: on a loaded
     machine one worker could otherwise run every group before the others start."""
 
-    def __init__(self, registry: Registry) -> None:
-        super().__init__(registry)
+    def __init__(self, registry: Registry, run: Run) -> None:
+        super().__init__(registry, run)
         self.second = threading.Event()
         self.entered = 0
 
@@ -66,9 +89,9 @@ class Overlapping(FakeRunner):
         return super().run_cell(cell, defer_wire)
 
 
-def test_cells_of_one_server_never_overlap_and_keep_their_order(toy: Registry) -> None:
+def test_cells_of_one_server_never_overlap_and_keep_their_order(toy: Registry, offline: Run) -> None:
     cells = plan(toy, scenario_ids=["trusted-client", "no-client-cert", "wrong-hostname"])
-    runner = Overlapping(toy)
+    runner = Overlapping(toy, offline)
     done: list[str] = []
     results = runner.run_cells(cells, jobs=6, on_done=lambda r: done.append(r.cell.id))
     assert set(results) == {c.id for c in cells} == set(done)
@@ -79,33 +102,35 @@ def test_cells_of_one_server_never_overlap_and_keep_their_order(toy: Registry) -
         assert [i for i in runner.order if i in mine] == mine
 
 
-def test_a_harness_error_is_a_failed_cell_not_a_crash(toy: Registry) -> None:
+def test_a_harness_error_is_a_failed_cell_not_a_crash(toy: Registry, offline: Run) -> None:
     cells = plan(toy, scenario_ids=["wrong-hostname"], clients=["other"], servers=["toy"], tls=["1.3"])
-    (result,) = FakeRunner(toy).run_cells(cells, jobs=2).values()
+    (result,) = FakeRunner(toy, offline).run_cells(cells, jobs=2).values()
     assert result.observed == "harness-error:server did not start"
     assert not result.passed
 
 
-def test_jobs_one_runs_everything_on_one_thread(toy: Registry) -> None:
-    runner = FakeRunner(toy)
+def test_jobs_one_runs_everything_on_one_thread(toy: Registry, offline: Run) -> None:
+    runner = FakeRunner(toy, offline)
     runner.run_cells(plan(toy, scenario_ids=["trusted-client"]), jobs=1)
     assert len(runner.threads) == 1
 
 
-def test_an_interrupt_stops_handing_out_cells(toy: Registry) -> None:
+def test_an_interrupt_stops_handing_out_cells(toy: Registry, offline: Run) -> None:
     class Interrupted(FakeRunner):
         def run_cell(self, cell: Cell, defer_wire: bool = False) -> CellResult:
             if len(self.order) == 3:
                 raise KeyboardInterrupt
             return super().run_cell(cell, defer_wire)
 
-    runner = Interrupted(toy)
+    runner = Interrupted(toy, offline)
     with pytest.raises(KeyboardInterrupt):
         runner.run_cells(plan(toy), jobs=1)
     assert len(runner.order) == 3
 
 
-def test_a_cells_capture_window_starts_after_the_previous_cells_marker(toy: Registry, tmp_path: Path) -> None:
+def test_a_cells_capture_window_starts_after_the_previous_cells_marker(
+    toy: Registry, tmp_path: Path, offline: Run
+) -> None:
     """The capture file grows in buffered bursts: when the second cell starts, the follower
     may not yet hold the first cell's packets, so "the length at start" is no boundary.
     The first cell's marker is: the second cell's window must not take the first's
@@ -125,7 +150,7 @@ def test_a_cells_capture_window_starts_after_the_previous_cells_marker(toy: Regi
     path = tmp_path / "pod.pcap"
     path.write_bytes(GLOBAL + b"".join(record(f) for f in frames))
     follower = capture.PcapFollower(path)
-    runner = Runner(run=None, registry=toy)  # type: ignore[arg-type]  # _cut needs no containers
+    runner = Runner(offline, toy)  # _cut needs no containers
     cut: list[list[int]] = []
     for cell in (first, second):
         outcome = CellResult(cell, "")
@@ -140,7 +165,7 @@ def test_a_cells_capture_window_starts_after_the_previous_cells_marker(toy: Regi
 def test_the_pytest_order_follows_the_runners_groups_also_for_fresh_process_servers(tmp_path: Path) -> None:
     """The scenario tests wait for their cells in this order: when it ignored a server's
     fresh_process (one group per cell, run last), a test waited for the whole matrix."""
-    from harness.matrix import schedule, schedule_order
+    from harness.cells import schedule, schedule_order, server_key
     from tests.stacks import TOY_SERVER, write_impl
 
     write_impl(tmp_path / "a", "toy", TOY_SERVER)
@@ -153,10 +178,13 @@ def test_the_pytest_order_follows_the_runners_groups_also_for_fresh_process_serv
     )
     found = Registry(tuple(registry_load(tmp_path / d) for d in ("a", "b")))
     cells = plan(found, scenario_ids=["trusted-client", "no-client-cert", "expired-client-cert"])
-    runner = Runner(run=None, registry=found)  # type: ignore[arg-type]
-    assert schedule_order(cells, found) == [c for group in schedule(cells, runner.server_key) for c in group]
+
+    def key(cell: Cell) -> Any:
+        return server_key(found, cell)
+
+    assert schedule_order(cells, found) == [c for group in schedule(cells, key) for c in group]
     fresh = [c for c in schedule_order(cells, found) if c.server == "fresh"]
-    assert fresh and all(runner.server_key(c)[3] == c.id for c in fresh)
+    assert fresh and all(key(c)[3] == c.id for c in fresh)
 
 
 def registry_load(folder: Path) -> Any:
@@ -166,13 +194,15 @@ def registry_load(folder: Path) -> Any:
     return impl
 
 
-def test_a_scenario_of_several_requests_runs_them_first_on_its_own_server(toy: Registry, tmp_path: Path) -> None:
+def test_a_scenario_of_several_requests_runs_them_first_on_its_own_server(
+    toy: Registry, tmp_path: Path, offline: Run
+) -> None:
     from types import SimpleNamespace
 
     from harness.pods import ExecResult
 
     (cell,) = [c for c in plan(toy, scenario_ids=["intermediate-cache"], tls=["1.2"]) if c.client == "toy"]
-    runner = FakeRunner(toy)
+    runner = FakeRunner(toy, offline)
     runner.path_in = lambda relative: f"/certs/{relative}"  # type: ignore[method-assign]
     ran: list[tuple[str, tuple[str, ...]]] = []
     # What the pod's /proc/net/tcp shows after the first request: the server's side of its
@@ -214,7 +244,7 @@ ESTABLISHED_ON_10001_V6 = (
 
 
 def test_open_connections_are_the_servers_unclosed_sockets_on_its_port() -> None:
-    from harness.matrix import open_on_port
+    from harness.runner import open_on_port
 
     assert open_on_port(TCP_HEAD + LISTEN_ON_10000, 10000) == 0
     assert open_on_port(TCP_HEAD + CLOSE_WAIT_ON_10000, 10000) == 1
@@ -226,16 +256,16 @@ def test_open_connections_are_the_servers_unclosed_sockets_on_its_port() -> None
 
 
 def test_an_earlier_request_still_open_after_the_wait_is_written_beside_the_cell(
-    toy: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    toy: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: Run
 ) -> None:
     from types import SimpleNamespace
 
-    from harness import matrix
+    from harness import runner as runner_module
     from harness.pods import ExecResult
 
-    monkeypatch.setattr(matrix, "CLOSED_WAIT_S", 0.05)
+    monkeypatch.setattr(runner_module, "CLOSED_WAIT_S", 0.05)
     (cell,) = [c for c in plan(toy, scenario_ids=["intermediate-cache"], tls=["1.2"]) if c.client == "toy"]
-    runner = FakeRunner(toy)
+    runner = FakeRunner(toy, offline)
     runner.path_in = lambda relative: f"/certs/{relative}"  # type: ignore[method-assign]
 
     def execute(client: str, argv: tuple[str, ...], **_kw: object) -> ExecResult:
@@ -249,7 +279,7 @@ def test_an_earlier_request_still_open_after_the_wait_is_written_beside_the_cell
 
 
 def test_a_server_that_exits_127_at_start_makes_its_cells_unsupported_with_its_reason(
-    toy: Registry, tmp_path: Path
+    toy: Registry, tmp_path: Path, offline: Run
 ) -> None:
     from harness.pods import ServerUnsupported
 
@@ -257,25 +287,21 @@ def test_a_server_that_exits_127_at_start_makes_its_cells_unsupported_with_its_r
         def run_cell(self, cell: Cell, defer_wire: bool = False) -> CellResult:
             raise ServerUnsupported("server-mtls: unsupported: --root-ca with more than 16 certificates")
 
-        def cell_dir(self, cell: Cell) -> Path:
-            return tmp_path / cell.id
-
-        def _write_record(self, outcome: CellResult) -> None:
-            pass
-
     cells = plan(toy, scenario_ids=["trusted-client"], tls=["1.2"])
-    results = Refusing(toy).run_cells(cells, jobs=1)
+    results = Refusing(toy, offline).run_cells(cells, jobs=1)
     for result in results.values():
         assert (result.status, result.observed) == ("unsupported", "unsupported")
         assert result.reason == result.native == "server-mtls: unsupported: --root-ca with more than 16 certificates"
-        assert result.passed  # its test does not fail; it counts as unsupported, not as passed
+        assert not result.passed  # it did not run: unsupported, neither passed nor failed
+        written = json.loads((Path(result.artifacts["dir"]) / "cell.json").read_text())
+        assert (written["status"], written["passed"], written["reason"]) == ("unsupported", False, result.reason)
 
 
 class StartingRunner(FakeRunner):
     """Records when each server process is started and by whom (the starter or a worker)."""
 
-    def __init__(self, registry: Registry, failing: str = "") -> None:
-        super().__init__(registry)
+    def __init__(self, registry: Registry, run: Run, failing: str = "") -> None:
+        super().__init__(registry, run)
         self.started: dict[Any, str] = {}
         self.attempts: dict[Any, int] = {}
         self.failing = failing
@@ -298,22 +324,24 @@ class StartingRunner(FakeRunner):
         return super().run_cell(cell, defer_wire)
 
 
-def test_servers_start_ahead_of_the_workers_that_need_them(toy: Registry) -> None:
+def test_servers_start_ahead_of_the_workers_that_need_them(toy: Registry, offline: Run) -> None:
     """SPEC §11: server start-up off the critical path. With more server processes than
     workers, a starter thread brings up the next ones while the workers run cells."""
     cells = plan(toy, scenario_ids=["trusted-client", "no-client-cert", "untrusted-client-ca", "wrong-hostname"])
-    runner = StartingRunner(toy)
+    runner = StartingRunner(toy, offline)
     results = runner.run_cells(cells, jobs=2)
     assert len(results) == len(cells)
     by_starter = [key for key, who in runner.started.items() if who == "starter"]
     assert len(runner.started) > 2 and by_starter, runner.started
 
 
-def test_a_server_the_starter_could_not_start_fails_its_cells_as_if_the_worker_had_tried(toy: Registry) -> None:
+def test_a_server_the_starter_could_not_start_fails_its_cells_as_if_the_worker_had_tried(
+    toy: Registry, offline: Run
+) -> None:
     cells = plan(toy, scenario_ids=["trusted-client", "no-client-cert", "untrusted-client-ca", "wrong-hostname"])
-    runner = StartingRunner(toy, failing="wrong-hostname")
+    runner = StartingRunner(toy, offline, failing="wrong-hostname")
     results = runner.run_cells(cells, jobs=2)
-    failed = [r for r in results.values() if r.cell.scenario.id == "wrong-hostname" and not r.cell.unsupported]
+    failed = [r for r in results.values() if r.cell.scenario.id == "wrong-hostname" and not r.cell.why_unsupported]
     assert failed and all(r.observed == "harness-error:server for wrong-hostname did not start" for r in failed)
     assert all(r.passed for r in results.values() if r.cell.scenario.id != "wrong-hostname")
     # Each failing start was tried once: a worker meets the starter's error, it does not try again.

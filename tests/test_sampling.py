@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from harness import registry, sampling
-from harness.matrix import plan
+from harness.cells import plan
 from harness.scenarios import CATALOGUE
 
 REGISTRY = registry.default()

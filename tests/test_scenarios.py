@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 
 from harness import certs, registry, scenarios
+from harness.cells import plan
 from harness.errors import UsageError
-from harness.matrix import plan
+from harness.judgement import wire_mismatches
 from harness.rules import check_verdict
-from harness.scenarios import BY_ID, CATALOGUE, NO_CA_NAMES, TUTORIAL_IDS, select, wire_mismatches
+from harness.scenarios import BY_ID, CATALOGUE, NO_CA_NAMES, TUTORIAL_IDS, select
 
 REGISTRY = registry.default()
 
@@ -108,9 +110,19 @@ def test_every_referenced_file_is_written_by_the_pki_builder(tmp_path: Path) -> 
 
 
 def test_require_mode_pairs_every_failure_with_a_success() -> None:
+    """Every require-mode scenario ``require-X`` is report-mode ``X`` with ``--require``: the
+    same client side, the same server side but for the mode. So a cell's require verdict
+    reads against its report verdict, and the failures against ``require-trusted-client``."""
     require = [s for s in CATALOGUE if s.server.require]
-    assert any(s.expected == "ok" for s in require)
-    assert all(s.id.startswith("require-") for s in require)
+    assert [s.id for s in require if s.expected == "ok"] == ["require-trusted-client"]
+    for scenario in require:
+        assert scenario.id.startswith("require-"), scenario.id
+        twin = BY_ID.get(scenario.id.removeprefix("require-"))
+        assert twin is not None and not twin.server.require, f"{scenario.id}: no report-mode twin"
+        assert twin.client == scenario.client, scenario.id
+        assert dataclasses.replace(twin.server, require=True) == scenario.server, scenario.id
+        failed = scenario.expected != "ok"
+        assert failed == (twin.expected != "ok"), f"{scenario.id}: {scenario.expected} vs {twin.id}: {twin.expected}"
 
 
 def test_plan_counts_and_ids() -> None:
@@ -228,13 +240,30 @@ def test_a_handshake_without_its_key_log_is_not_asked_what_it_hides() -> None:
 
 
 def test_a_scenario_of_several_requests_is_judged_like_its_last_request() -> None:
-    for scenario in CATALOGUE:
-        if scenario.like is not None:
-            like = BY_ID[scenario.like]
-            assert scenario.before, scenario.id
-            assert (scenario.client, scenario.server) == (like.client, like.server), scenario.id
-            assert scenario.default("1.2") == like.default("1.2"), scenario.id
-        assert scenario.fresh_server == bool(scenario.before)
+    """Its last request is its ``like`` scenario's, so every stack's expectation of that
+    scenario holds for it too, unless a manifest names the scenario itself; and its
+    earlier requests are something else than the judged one, or they would prove nothing."""
+    several = [s for s in CATALOGUE if s.like is not None]
+    assert several
+    for scenario in several:
+        like = BY_ID[scenario.like or ""]
+        assert scenario.before and scenario.client not in scenario.before, scenario.id
+        assert (scenario.client, scenario.server) == (like.client, like.server), scenario.id
+        assert all(scenario.default(tls) == like.default(tls) for tls in scenario.tls), scenario.id
+        named = {
+            (impl.name, e.role) for impl in REGISTRY.impls for e in impl.expectations if scenario.id in e.scenarios
+        }
+        taken = 0
+        for server in REGISTRY.servers:
+            for client in REGISTRY.clients:
+                if (server, "server") in named or (client, "client") in named:
+                    continue
+                for tls in scenario.tls:
+                    own = REGISTRY.expectation(server, client, scenario, tls)
+                    theirs = REGISTRY.expectation(server, client, like, tls)
+                    assert (own.verdict, own.rule) == (theirs.verdict, theirs.rule), (scenario.id, server, client, tls)
+                    taken += theirs.rule != ""
+        assert taken, f"{scenario.id}: no stack's expectation of {like.id} was checked"
 
 
 def test_ca_names_wire_shows_the_names_and_what_the_client_did() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import registry
-from harness.matrix import plan
+from harness.cells import plan
 from harness.verdicts import Evidence, decide, parse_body
 
 REGISTRY = registry.default()

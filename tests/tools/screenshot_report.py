@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from harness import diff, report  # noqa: E402
+from harness import report  # noqa: E402
+from harness.results import load_results  # noqa: E402
 
 
 def shoot(page: Path, out: Path, height: int = 1400) -> None:
@@ -45,7 +46,7 @@ def shoot(page: Path, out: Path, height: int = 1400) -> None:
 
 
 def main(run_dir: str, out_dir: str) -> int:
-    document = diff.load(Path(run_dir))
+    document = load_results(Path(run_dir))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     page = Path(run_dir) / "report.html"
