@@ -22,35 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.features import admission_ask
 from harness.pods import Run, tail
 from harness.registry import Registry
 from harness.scenarios import (
     CLIENT_ROOT,
-    CRLS,
-    NO_CA_NAMES,
-    SECURE_PATH,
     SERVER_ROOT,
     TRUSTED_CLIENT,
-    UNRELATED_CA,
     ClientSide,
     ServerSide,
 )
 
 UNKNOWN_FLAG = "--mtls-harness-admission-unknown-flag"
 TIMEOUT_S = 20.0
-
-
-#: An unsupported feature -> the server side that asks for it, and the TLS version.
-_ASKS: dict[str, tuple[ServerSide, str | None]] = {
-    "crl": (ServerSide(root_ca=CLIENT_ROOT, crl=CRLS), None),
-    "require": (ServerSide(root_ca=CLIENT_ROOT, require=True), None),
-    "report": (ServerSide(root_ca=CLIENT_ROOT), None),
-    "tls1.2": (ServerSide(root_ca=CLIENT_ROOT), "1.2"),
-    "set-ca-names": (ServerSide(root_ca=CLIENT_ROOT, ca_names=UNRELATED_CA), None),
-    "no-ca-names": (ServerSide(root_ca=CLIENT_ROOT, ca_names=NO_CA_NAMES), None),
-    "renegotiation": (ServerSide(root_ca=CLIENT_ROOT, auth_path=SECURE_PATH), "1.2"),
-    "post-handshake-auth": (ServerSide(root_ca=CLIENT_ROOT, auth_path=SECURE_PATH), "1.3"),
-}
 
 
 class AdmissionError(HarnessError):
@@ -84,9 +68,10 @@ def admit(run: Run, found: Registry, name: str, say: Any = print) -> None:
                 f"`{argv[0]} … {UNKNOWN_FLAG}` exited {code} ({said})",
             )
         for feature, reason in impl.server.lacks.items():
-            if feature not in _ASKS:
+            asked = admission_ask(feature)
+            if asked is None:  # a fact about the stack (keylog, ca-names), not an option to ask for
                 continue
-            side, tls = _ASKS[feature]
+            side, tls = asked
             argv, workdir = found.server_command(name, side, tls, None, in_certs)
             code, said = execute(argv, workdir)
             if code != 127:

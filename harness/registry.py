@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import UsageError
+from harness.features import CLIENT_VALUES, FEATURES, SERVER_VALUES, contract_server_argv, server_needs
 from harness.rules import ManifestError, Table, check_verdict, parse_table
 from harness.scenarios import BY_ID, NO_CA_NAMES, TLS_VERSIONS, ClientSide, Scenario, ServerSide
 
@@ -34,42 +35,8 @@ if TYPE_CHECKING:
 MANIFEST = "impl.toml"
 ROLES = ("server", "client")
 DEFAULT_PORT = 9443
-#: Features a cell may need; a manifest lists those its implementation lacks, with why.
-FEATURES = (
-    "report",
-    "require",
-    "crl",
-    "keylog",
-    "keylog-on-failure",
-    "tls1.2",
-    "tls1.3",
-    "ca-names",  # the CertificateRequest names the trusted CAs (the wire tests ask for them)
-    "set-ca-names",  # --ca-names FILE: list other names than the trusted CAs'
-    "no-ca-names",  # --ca-names none: list no names at all
-    "renegotiation",  # --auth-path in TLS 1.2: ask for the certificate by renegotiating
-    "post-handshake-auth",  # --auth-path in TLS 1.3: ask for it after the handshake
-    "hostname-check",  # a client: checks the server certificate's names against the host it asked for
-)
-
-#: Placeholders each role's argv template may use (harness.scenarios' sides, plus the port/URL).
-SERVER_VALUES = ("cert", "key", "root_ca", "require", "crl", "ca_names", "auth_path", "tls_max", "port")
-CLIENT_VALUES = ("cert", "key", "root_ca", "url")
-
 #: The contract's commands (images/CONTRACT.md): used when a manifest gives no argv.
-CONTRACT_SERVER_ARGV: list[Any] = [
-    "server-mtls",
-    "--cert",
-    "{cert}",
-    "--key",
-    "{key}",
-    {"if": "root_ca", "argv": ["--root-ca", "{root_ca}"]},
-    {"if": "require", "argv": ["--require"]},
-    {"if": "crl", "argv": ["--crl", "{crl}"]},
-    {"if": "ca_names", "argv": ["--ca-names", "{ca_names}"]},
-    {"if": "auth_path", "argv": ["--auth-path", "{auth_path}"]},
-    {"if": "tls_max", "argv": ["--tls-max", "{tls_max}"]},
-    {"if": "port", "argv": ["--port", "{port}"]},
-]
+CONTRACT_SERVER_ARGV: list[Any] = contract_server_argv()
 CONTRACT_CLIENT_ARGV: list[Any] = [
     "request-mtls",
     {"if": ["cert", "key"], "argv": ["--key", "{key}", "--cert", "{cert}"]},
@@ -922,15 +889,9 @@ class Registry:
     def why_unsupported(self, server: str, client: str, scenario: Scenario, tls: str) -> str | None:
         """Why a cell cannot run on these implementations, decided before it runs; None if it can."""
         needs = {
-            "server": [f"tls{tls}", "require" if scenario.server.require else "report"],
+            "server": server_needs(scenario.server, tls),
             "client": [f"tls{tls}", *scenario.client_needs],
         }
-        if scenario.server.crl:
-            needs["server"].append("crl")
-        if scenario.server.ca_names:
-            needs["server"].append("no-ca-names" if scenario.server.ca_names == NO_CA_NAMES else "set-ca-names")
-        if scenario.server.auth_path:
-            needs["server"].append("renegotiation" if tls == "1.2" else "post-handshake-auth")
         for role, name in (("server", server), ("client", client)):
             spec = self.server(name) if role == "server" else self.client(name)
             for feature in needs[role]:

@@ -132,7 +132,7 @@ def test_contract_templates_give_the_contract_flags() -> None:
     assert argv == (
         "server-mtls", "--cert", "/certs/tls-certs/localhost-server-cert.pem", "--key",
         "/certs/tls-certs/localhost-server-key.pem", "--root-ca", "/certs/alternate-tls-certs/root-ca-cert.pem",
-        "--require", "--crl", "/certs/variants/alternate-crls.pem", "--tls-max", "1.2", "--port", "10001",
+        "--require", "--tls-max", "1.2", "--crl", "/certs/variants/alternate-crls.pem", "--port", "10001",
     )  # fmt: skip
 
 
