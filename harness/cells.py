@@ -55,10 +55,12 @@ def plan(
     clients: Iterable[str] = (),
     scenario_ids: Iterable[str] = (),
     tls: Iterable[str] = (),
+    generations: Iterable[str] = (),
 ) -> list[Cell]:
-    """Every cell of the selection, in a stable order; empty filters mean "all"."""
-    chosen_servers = registry.check("server", servers)
-    chosen_clients = registry.check("client", clients)
+    """Every cell of the selection, in a stable order; empty filters mean "all" (of the
+    ``generations``' implementations: the default generation's when none is named)."""
+    chosen_servers = registry.check("server", servers, generations)
+    chosen_clients = registry.check("client", clients, generations)
     chosen_tls = check_tls(tls)
     cells = []
     for scenario in select(list(scenario_ids)):

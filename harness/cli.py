@@ -16,7 +16,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from harness import __version__, certs, images, registry, results, scenarios
-from harness.errors import HarnessError
+from harness.errors import HarnessError, UsageError
 
 
 class Parser(argparse.ArgumentParser):
@@ -41,6 +41,13 @@ def build_parser() -> Parser:
     p.add_argument("--rebuild", action="store_true", help="rebuild even when nothing changed")
     p.add_argument(
         "--impl", action="append", default=[], type=Path, metavar="PATH", help="also build this folder's image"
+    )
+    p.add_argument(
+        "--generation",
+        action="append",
+        default=[],
+        metavar="N",
+        help="the Debian generation to build for: 12 (the default) or 13 (repeatable)",
     )
 
     p = sub.add_parser("impls", help="list the implementations: stack, roles, version, what each does not support")
@@ -73,6 +80,18 @@ def build_parser() -> Parser:
     p.add_argument("new", type=Path, help="the later results.json (or its folder)")
     p.add_argument("--html", type=Path, metavar="FILE", help="also write the changes as an HTML page")
 
+    p = sub.add_parser(
+        "upgrade",
+        help="what changes from Debian 12 to 13, cell by cell (exit 1 if a change has no rule)",
+    )
+    p.add_argument(
+        "results",
+        type=Path,
+        nargs="+",
+        help="results.json files (or folders): one cross-generation run, or a Debian 13 run and a Debian 12 run",
+    )
+    p.add_argument("--json", action="store_true", help="print the changes as JSON")
+
     p = sub.add_parser("scenarios", help="list the scenario ids, expected verdicts and the stacks that differ")
     p.add_argument("--impl", action="append", default=[], type=Path, metavar="PATH", help="also show this folder's")
     p.add_argument("--json", action="store_true", help="print the catalogue as one JSON document")
@@ -97,8 +116,15 @@ def cmd_certs(args: argparse.Namespace) -> int:
 
 def cmd_images(args: argparse.Namespace) -> int:
     found = registry.load(args.impl)
+    generations = set(args.generation) or {registry.DEFAULT_GENERATION}
+    unknown = generations - set(registry.GENERATIONS)
+    if unknown:
+        raise UsageError(
+            f"unknown Debian generation {', '.join(sorted(unknown))}: choose from {', '.join(registry.GENERATIONS)}"
+        )
+    names = [impl.name for impl in found.impls if impl.generation in generations]
     client = images.connect()
-    built = images.ensure_images(client, found, rebuild=args.rebuild, say=print)
+    built = images.ensure_images(client, found, names, rebuild=args.rebuild, say=print)
     for item in built.values():
         state = f"built in {item.seconds:.1f} s" if item.rebuilt else "up to date"
         print(f"{item.tag}  ({state})")
@@ -115,7 +141,7 @@ def cmd_impls(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for name, row in rows.items():
-        print(f"{name}  [{', '.join(row['roles'])}]  {row['stack']}")
+        print(f"{name}  [{', '.join(row['roles'])}]  {row['stack']}  (Debian {row['generation']})")
         print(f"    version: {row['version']}")
         print(f"    image:   {row['image']}{'' if row['builtin'] else '  (from ' + row['folder'] + ')'}")
         for what, why in row["unsupported"].items():
@@ -251,6 +277,24 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if comparison.changed or comparison.only_new or comparison.only_old else 0
 
 
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from harness import upgrade
+
+    found = upgrade.compare([results.load_results(path) for path in args.results])
+    if found.compared == 0:
+        raise UsageError(
+            "no cell of a later Debian generation with its Debian 12 cell in the results given: "
+            "run `mtls-harness matrix --generation 12 --generation 13`, or give a Debian 13 run and a Debian 12 run"
+        )
+    if args.json:
+        print(json.dumps({**dataclasses.asdict(found), "unexplained": len(found.unexplained)}, indent=2))
+    else:
+        print(upgrade.render_text(found))
+    return 1 if found.unexplained else 0
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     from harness.pods import clean_all
 
@@ -327,6 +371,7 @@ COMMANDS = {
     "merge": cmd_merge,
     "clean": cmd_clean,
     "diff": cmd_diff,
+    "upgrade": cmd_upgrade,
 }
 
 

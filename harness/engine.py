@@ -82,6 +82,14 @@ OPTIONS = (
     Option("scenarios", "--scenario", "a scenario id (repeatable; see `mtls-harness scenarios`)", True, "ID"),
     Option("tls", "--tls", "a TLS version, 1.2 or 1.3 (repeatable)", True, "VERSION"),
     Option(
+        "generations",
+        "--generation",
+        "the Debian generation whose implementations run when no --server/--client names them: "
+        "12 (the default) or 13 (repeatable; both for a cross-generation matrix; NAME@13 names one)",
+        True,
+        "N",
+    ),
+    Option(
         "impls",
         "--impl",
         "add your own implementation: a folder with impl.toml, admitted before any cell runs (repeatable)",
@@ -129,6 +137,7 @@ class Options:
     clients: tuple[str, ...] = ()
     scenarios: tuple[str, ...] = ()
     tls: tuple[str, ...] = ()
+    generations: tuple[str, ...] = ()
     impls: tuple[Path, ...] = ()
     out: Path = Path("out/matrix")
     jobs: int = DEFAULT_JOBS
@@ -143,6 +152,7 @@ class Options:
             clients=tuple(values.get("clients") or ()),
             scenarios=tuple(values.get("scenarios") or ()),
             tls=tuple(values.get("tls") or ()),
+            generations=tuple(values.get("generations") or ()),
             impls=tuple(Path(p).resolve() for p in values.get("impls") or ()),
             out=Path(values.get("out") or "out/matrix"),
             jobs=int(values["jobs"]) if values.get("jobs") is not None else DEFAULT_JOBS,
@@ -156,6 +166,7 @@ class Options:
             "client": list(self.clients),
             "scenario": list(self.scenarios),
             "tls": list(self.tls),
+            "generation": list(self.generations),
             "impl": [str(p) for p in self.impls],
         }
 
@@ -177,7 +188,7 @@ def plan(options: Options) -> tuple[registry.Registry, list[Cell]]:
         raise UsageError(f"--jobs must be at least 1, got {options.jobs}")
     check_out(options.out)
     found = registry.load(options.impls)
-    cells = plan_cells(found, options.servers, options.clients, options.scenarios, options.tls)
+    cells = plan_cells(found, options.servers, options.clients, options.scenarios, options.tls, options.generations)
     if not cells:
         raise UsageError("the selection has no cell: see `mtls-harness scenarios` and `mtls-harness impls`")
     return found, cells

@@ -1,9 +1,12 @@
 """Building and tagging the images, offline when no registry can be reached (SPEC §4).
 
-The base has two routes that produce the same Debian bookworm image, chosen
-automatically: pull ``debian:bookworm-slim``; when that fails, bootstrap a root file
-system with ``mmdebstrap`` from the host's own apt sources and ``docker import`` it.
-Every other image is ``FROM`` the base and installs Debian packages only.
+The base has two routes that produce the same Debian image, chosen automatically: pull
+``debian:<suite>-slim``; when that fails, bootstrap a root file system with ``mmdebstrap``
+from the host's own apt sources and ``docker import`` it. There is one base per Debian
+generation in use (bookworm for 12, the default; trixie for 13: the host's bookworm
+sources with the suite renamed, the same mirror). Every other image is ``FROM`` its
+generation's base (build argument BASE) and installs Debian packages only; an image of a
+later generation also gets the build argument GENERATION.
 
 Which images exist is data: the two infrastructure images (``base``, ``capture``) and
 every implementation whose manifest says the harness builds it (harness.registry).
@@ -143,8 +146,9 @@ def parse_one_line(text: str) -> list[AptSource]:
     return sources
 
 
-def host_debian_sources(etc_apt: Path = Path("/etc/apt")) -> list[AptSource]:
-    """The host's enabled apt sources for Debian bookworm, read at run time.
+def host_debian_sources(etc_apt: Path = Path("/etc/apt"), suite: str = SUITE) -> list[AptSource]:
+    """The host's enabled apt sources for Debian bookworm, read at run time, as sources of
+    ``suite`` (trixie: the same mirrors, the suite renamed).
 
     Only bookworm suites are kept, so third-party repositories on the host (which
     would need keys the bootstrap does not have) never reach the image.
@@ -158,7 +162,7 @@ def host_debian_sources(etc_apt: Path = Path("/etc/apt")) -> list[AptSource]:
         found += parse_deb822(path.read_text(errors="replace"))
     kept = []
     for source in found:
-        suites = tuple(s for s in source.suites if s in SUITES)
+        suites = tuple(s.replace(SUITE, suite, 1) for s in source.suites if s in SUITES)
         if suites and "main" in source.components:
             kept.append(AptSource(source.uri, suites, ("main",), source.signed_by))
     return kept
@@ -219,38 +223,57 @@ def _image_id(client: docker.DockerClient, ref: str) -> str | None:
         return None
 
 
-def ensure_rootfs(client: docker.DockerClient, say: Say) -> str:
-    """The Debian root image's id, pulling or bootstrapping it when missing."""
-    existing = _image_id(client, image_ref("rootfs"))
+def generation_suffix(generation: str) -> str:
+    """What a later generation's repositories end with: "" for the default one, "-13"."""
+    from harness.registry import DEFAULT_GENERATION
+
+    return "" if generation == DEFAULT_GENERATION else f"-{generation}"
+
+
+def ensure_rootfs(client: docker.DockerClient, say: Say, generation: str | None = None) -> str:
+    """The Debian root image's id for ``generation`` (the default one when None), pulling
+    or bootstrapping it when missing."""
+    from harness.registry import DEFAULT_GENERATION, GENERATIONS
+
+    generation = generation or DEFAULT_GENERATION
+    suite = GENERATIONS[generation]
+    repository = ROOTFS + generation_suffix(generation)
+    existing = _image_id(client, f"{repository}:latest")
     if existing:
         return existing
-    say(f"base route: pulling {PULL_SOURCE}")
+    source = f"debian:{suite}-slim"
+    say(f"base route: pulling {source}")
     try:
-        image = client.images.pull(PULL_SOURCE)
-        image.tag(ROOTFS, "latest")
-        say(f"base route: pulled {PULL_SOURCE}")
+        image = client.images.pull(source)
+        image.tag(repository, "latest")
+        say(f"base route: pulled {source}")
         return str(image.id)
     except docker.errors.DockerException as exc:
         say(f"base route: pull failed ({_first_line(exc)}); bootstrapping with mmdebstrap from the host's apt sources")
-    return bootstrap_rootfs(client, say)
+    return bootstrap_rootfs(client, say, generation)
 
 
-def bootstrap_rootfs(client: docker.DockerClient, say: Say) -> str:
+def bootstrap_rootfs(client: docker.DockerClient, say: Say, generation: str | None = None) -> str:
+    from harness.registry import DEFAULT_GENERATION, GENERATIONS
+
+    generation = generation or DEFAULT_GENERATION
+    suite = GENERATIONS[generation]
+    repository = ROOTFS + generation_suffix(generation)
     if shutil.which("mmdebstrap") is None:
         raise EnvironmentProblem(
-            f"cannot pull {PULL_SOURCE} and mmdebstrap is not installed: apt-get install mmdebstrap"
+            f"cannot pull debian:{suite}-slim and mmdebstrap is not installed: apt-get install mmdebstrap"
         )
-    sources = host_debian_sources()
+    sources = host_debian_sources(suite=suite)
     if not sources:
         raise EnvironmentProblem(
-            "cannot pull debian:bookworm-slim and the host's apt sources list no Debian bookworm mirror"
+            f"cannot pull debian:{suite}-slim and the host's apt sources list no Debian bookworm mirror"
         )
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mtls-harness-rootfs-") as tmp:
         source_file = Path(tmp) / "debian.sources"
         source_file.write_text(render_deb822(sources))
         tarball = Path(tmp) / "rootfs.tar"
-        command = ["mmdebstrap", "--variant=minbase", "--quiet", SUITE, str(tarball), str(source_file)]
+        command = ["mmdebstrap", "--variant=minbase", "--quiet", suite, str(tarball), str(source_file)]
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=BOOTSTRAP_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired as exc:
@@ -259,13 +282,13 @@ def bootstrap_rootfs(client: docker.DockerClient, say: Say) -> str:
             tail = " | ".join(result.stderr.strip().splitlines()[-3:])
             raise EnvironmentProblem(f"mmdebstrap failed (exit {result.returncode}): {tail}")
         try:
-            client.api.import_image(src=str(tarball), repository=ROOTFS, tag="latest", changes=['CMD ["bash"]'])
+            client.api.import_image(src=str(tarball), repository=repository, tag="latest", changes=['CMD ["bash"]'])
         except docker.errors.APIError as exc:
             raise EnvironmentProblem(f"docker import of the root file system failed: {_first_line(exc)}") from exc
-    image_id = _image_id(client, image_ref("rootfs"))
+    image_id = _image_id(client, f"{repository}:latest")
     if image_id is None:
         raise HarnessError("docker import of the bootstrapped root file system left no image")
-    say(f"base route: bootstrapped Debian {SUITE} with mmdebstrap in {time.monotonic() - started:.0f} s")
+    say(f"base route: bootstrapped Debian {suite} with mmdebstrap in {time.monotonic() - started:.0f} s")
     return image_id
 
 
@@ -299,7 +322,7 @@ def build_image(
         client.images.get(tag).tag(recipe.repository, "latest")
         return Built(recipe.name, tag, existing, False, time.monotonic() - started)
     say(f"building {tag}")
-    buildarg = "ROOTFS" if recipe.name == BASE else "BASE"
+    buildarg = "ROOTFS" if recipe.name.split("@")[0] == BASE else "BASE"
     log: list[str] = []
     try:
         for chunk in client.api.build(
@@ -337,16 +360,29 @@ def ensure_images(
 ) -> dict[str, Built]:
     """Build the base, ``impls`` (all when None) and the capture image when their inputs
     changed; check that an implementation's own prebuilt image exists. Returns what is in use."""
+    from harness.registry import DEFAULT_GENERATION
+
     names = registry.impls if impls is None else [registry.get(n) for n in dict.fromkeys(impls)]
-    rootfs_id = ensure_rootfs(client, say)
     built: dict[str, Built] = {}
-    base = build_image(client, infrastructure(BASE), rootfs_id, image_ref("rootfs"), rebuild, say)
-    built[BASE] = base
+    bases: dict[str, Built] = {}
+
+    def base_of(generation: str) -> Built:
+        """The generation's base image, built once (its root file system first)."""
+        if generation not in bases:
+            suffix = generation_suffix(generation)
+            rootfs_id = ensure_rootfs(client, say, generation)
+            recipe = Recipe(BASE + suffix.replace("-", "@"), infrastructure(BASE).folder, f"{REPO}/{BASE}{suffix}")
+            bases[generation] = build_image(client, recipe, rootfs_id, f"{ROOTFS}{suffix}:latest", rebuild, say)
+            built[recipe.name] = bases[generation]
+        return bases[generation]
+
+    base = base_of(DEFAULT_GENERATION)
     for impl in names:
         if impl.build:
             repository = impl.image.rsplit(":", 1)[0] if ":" in impl.image.rsplit("/", 1)[-1] else impl.image
             recipe = Recipe(impl.name, impl.build_context, repository, impl.build_args)
-            built[impl.name] = build_image(client, recipe, base.image_id, base.tag, rebuild, say)
+            parent = base_of(impl.generation)
+            built[impl.name] = build_image(client, recipe, parent.image_id, parent.tag, rebuild, say)
         else:
             found = _image_id(client, impl.image)
             if found is None:

@@ -33,6 +33,11 @@ if TYPE_CHECKING:
     from harness.cells import Cell
 
 MANIFEST = "impl.toml"
+#: Debian releases an image can be built on, by number, with the suite each one is; the
+#: first is the default generation, whose implementations carry their plain name. A
+#: manifest's ``[generation.13]`` table adds ``<name>@13`` (images/MANIFEST.md).
+GENERATIONS = {"12": "bookworm", "13": "trixie"}
+DEFAULT_GENERATION = "12"
 ROLES = ("server", "client")
 DEFAULT_PORT = 9443
 #: The contract's commands (images/CONTRACT.md): used when a manifest gives no argv.
@@ -176,11 +181,13 @@ def _selects(
     scenarios: tuple[str, ...], tls: str | None, peers: tuple[str, ...] | None, scenario: str, at: str, peer: str
 ) -> bool:
     """Whether an [[expect]] or a [[race]] naming ``scenarios`` (ids or globs), ``tls`` and
-    ``peers`` (None: any) names the cell of ``scenario`` over TLS ``at`` with ``peer``."""
+    ``peers`` (None: any) names the cell of ``scenario`` over TLS ``at`` with ``peer``. A
+    peer named without a generation (``node``) is that stack on every generation
+    (``node@13`` too) until an entry names the later one itself."""
     return (
         any(fnmatch.fnmatchcase(scenario, pattern) for pattern in scenarios)
         and tls in (None, at)
-        and (peers is None or peer in peers)
+        and (peers is None or peer in peers or peer.split("@", 1)[0] in peers)
     )
 
 
@@ -275,6 +282,8 @@ class Impl:
     #: build arguments that pick its variant there.
     context: Path | None = None
     build_args: tuple[tuple[str, str], ...] = ()
+    #: The Debian release its image is built on (GENERATIONS); ``name@13`` for a later one.
+    generation: str = DEFAULT_GENERATION
 
     @property
     def build_context(self) -> Path:
@@ -303,6 +312,7 @@ class Impl:
             "image": image,
             "version": version,
             "builtin": self.builtin,
+            "generation": self.generation,
             "unsupported": self.lacking(),
             "settings": [setting.record() for setting in self.settings],
         }
@@ -587,6 +597,14 @@ def _also(value: object, verdict: str, where: str) -> tuple[str, ...]:
 
 def load_manifest(path: Path, builtin: bool = True) -> Impl:
     """One implementation from its manifest, or a ManifestError naming the file and the problem."""
+    return load_generations(path, builtin)[0]
+
+
+def load_generations(path: Path, builtin: bool = True) -> list[Impl]:
+    """The implementation a manifest describes, on the default generation, then one for each
+    later Debian generation its ``[generation.N]`` tables add: ``<name>@N``, the manifest
+    with that table over it (what differs as data: build arguments, versions, unsupported
+    features, expectations), built on that generation's base."""
     folder = path.parent
     try:
         doc = tomllib.loads(path.read_text())
@@ -596,6 +614,22 @@ def load_manifest(path: Path, builtin: bool = True) -> Impl:
         raise ManifestError(f"{path}: {exc}") from exc
     origin = str(path)
     doc = _with_includes(doc, folder, origin)
+    later = doc.pop("generation", {})
+    if not isinstance(later, dict) or not all(isinstance(v, dict) for v in later.values()):
+        raise ManifestError(f"{origin}: generation is a table of tables, [generation.13]")
+    impls = [_impl(doc, folder, origin, builtin, DEFAULT_GENERATION)]
+    for generation, table in sorted(later.items()):
+        where = f"{origin} [generation.{generation}]"
+        if generation not in GENERATIONS or generation == DEFAULT_GENERATION:
+            later_ones = [g for g in GENERATIONS if g != DEFAULT_GENERATION]
+            raise ManifestError(f"{where}: not a later Debian generation (use {', '.join(later_ones)})")
+        if {"name", "generation", "include"} & set(table):
+            raise ManifestError(f"{where}: name, generation and include are the manifest's own")
+        impls.append(_impl(_merge(doc, table), folder, where, builtin, generation))
+    return impls
+
+
+def _impl(doc: dict[str, Any], folder: Path, origin: str, builtin: bool, generation: str) -> Impl:
     _check_keys(
         doc,
         {
@@ -625,6 +659,13 @@ def load_manifest(path: Path, builtin: bool = True) -> Impl:
             raise ManifestError(f"{origin}: a [{role}] table but {role} is not among its roles")
     context, build_args, build = _build(doc.get("build"), folder, origin)
     image = doc.get("image", f"mtls-harness/{name}")
+    if generation != DEFAULT_GENERATION:
+        if not build:
+            raise ManifestError(f"{origin}: a later generation is built by the harness (a Dockerfile or [build])")
+        name = f"{name}@{generation}"
+        repository, colon, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
+        image = f"{repository}-{generation}{colon}{tag}"
+        build_args = tuple(sorted({**dict(build_args), "GENERATION": generation}.items()))
     if not build and "image" not in doc:
         raise ManifestError(f"{origin}: no Dockerfile beside the manifest, so image must name an existing image")
     version = doc.get("version", {})
@@ -647,6 +688,7 @@ def load_manifest(path: Path, builtin: bool = True) -> Impl:
         races=_races(doc.get("race"), f"{origin} [[race]]", tuple(r for r in ROLES if r in roles)),
         context=context,
         build_args=build_args,
+        generation=generation,
     )
 
 
@@ -675,8 +717,8 @@ def _build(value: Any, folder: Path, origin: str) -> tuple[Path | None, tuple[tu
         for k, v in args.items()
     ):
         raise ManifestError(f"{origin} [build]: args is a table of build argument names and string values")
-    if "BASE" in args:
-        raise ManifestError(f"{origin} [build]: BASE is the harness's own build argument (the Debian base)")
+    if {"BASE", "GENERATION"} & set(args):
+        raise ManifestError(f"{origin} [build]: BASE and GENERATION are the harness's own build arguments")
     return context, tuple(sorted(args.items())), True
 
 
@@ -812,12 +854,19 @@ class Registry:
             self._by_name[impl.name] = impl
 
     @property
+    def generations(self) -> tuple[str, ...]:
+        """The Debian generations its implementations are built for."""
+        return tuple(g for g in GENERATIONS if any(i.generation == g for i in self.impls))
+
+    @property
     def servers(self) -> tuple[str, ...]:
-        return tuple(i.name for i in self.impls if i.server is not None)
+        """The servers of the default generation (``check`` reaches the others)."""
+        return tuple(i.name for i in self.impls if i.server is not None and i.generation == DEFAULT_GENERATION)
 
     @property
     def clients(self) -> tuple[str, ...]:
-        return tuple(i.name for i in self.impls if i.client is not None)
+        """The clients of the default generation (``check`` reaches the others)."""
+        return tuple(i.name for i in self.impls if i.client is not None and i.generation == DEFAULT_GENERATION)
 
     def get(self, name: str) -> Impl:
         try:
@@ -837,14 +886,23 @@ class Registry:
             raise UsageError(f"{name} has no client: choose a client from {', '.join(self.clients)}")
         return spec
 
-    def check(self, role: str, names: Iterable[str]) -> list[str]:
-        """``names`` deduplicated (all of the role when empty), or a UsageError naming the unknown one."""
-        known = self.servers if role == "server" else self.clients
+    def check(self, role: str, names: Iterable[str], generations: Iterable[str] = ()) -> list[str]:
+        """``names`` deduplicated, or a UsageError naming the unknown one. When empty: every
+        implementation of the role on ``generations`` (the default generation when empty)."""
+        every = [i.name for i in self.impls if (i.server if role == "server" else i.client) is not None]
         chosen = list(dict.fromkeys(names))
         for name in chosen:
-            if name not in known:
-                raise UsageError(f"unknown {role} implementation {name!r}: choose from {', '.join(known)}")
-        return chosen or list(known)
+            if name not in every:
+                raise UsageError(f"unknown {role} implementation {name!r}: choose from {', '.join(every)}")
+        if chosen:
+            return chosen
+        wanted = set(generations) or {DEFAULT_GENERATION}
+        unknown = wanted - set(GENERATIONS)
+        if unknown:
+            raise UsageError(
+                f"unknown Debian generation {', '.join(sorted(unknown))}: choose from {', '.join(GENERATIONS)}"
+            )
+        return [name for name in every if self.get(name).generation in wanted]
 
     def images(self) -> dict[str, str]:
         return {i.name: i.image for i in self.impls}
@@ -1004,12 +1062,12 @@ def discover(folder: Path) -> list[Path]:
 
 def load(extra: Iterable[Path] = (), folder: Path | None = None) -> Registry:
     """The shipped implementations plus ``extra`` (folders holding a manifest, or manifests)."""
-    impls = [load_manifest(path) for path in discover(folder or images_dir())]
+    impls = [impl for path in discover(folder or images_dir()) for impl in load_generations(path)]
     for given in extra:
         path = given / MANIFEST if given.is_dir() else given
         if not path.is_file():
             raise UsageError(f"--impl {given}: no {MANIFEST} there (an implementation folder holds its manifest)")
-        impls.append(load_manifest(path.resolve(), builtin=False))
+        impls += load_generations(path.resolve(), builtin=False)
     return Registry(tuple(impls))
 
 

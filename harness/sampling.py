@@ -29,8 +29,8 @@ DEFAULT = "sample"
 def sample(cells: Sequence[Cell], registry: Registry) -> list[Cell]:
     """One TLS version of each server x client x scenario (see the module's docstring), in
     the order given."""
-    servers = {name: n for n, name in enumerate(registry.servers)}
-    clients = {name: n for n, name in enumerate(registry.clients)}
+    servers = {name: n for n, name in enumerate(registry.check("server", (), registry.generations))}
+    clients = {name: n for n, name in enumerate(registry.check("client", (), registry.generations))}
     scenarios = {scenario.id: n for n, scenario in enumerate(CATALOGUE)}
     versions: dict[tuple[str, str, str], list[str]] = {}
     for cell in cells:

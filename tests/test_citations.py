@@ -33,12 +33,13 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness import registry
 from harness.cells import plan
-from harness.registry import Expectation, Registry, _precedence
+from harness.registry import Expectation, Impl, Race, Registry, _precedence
 from harness.scenarios import CATALOGUE
 from tests.stacks import TOY_SERVER, write_impl
 
@@ -244,11 +245,12 @@ def test_an_uncheckable_source_is_refused(source: str, problem: str) -> None:
     assert any(problem in found for found in source_problems(source)), source_problems(source)
 
 
-def deciding(found: Registry) -> Counter[int]:
-    """How many cells of the full default plan each expectation decides (by ``id()``):
-    the one Registry.expectation picks, by the same candidates and precedence."""
+def deciding(found: Registry, generations: tuple[str, ...] = ()) -> Counter[int]:
+    """How many cells of the full default plan (or of ``generations``') each expectation
+    decides (by ``id()``): the one Registry.expectation picks, by the same candidates and
+    precedence."""
     counts: Counter[int] = Counter()
-    for cell in plan(found):
+    for cell in plan(found, generations=generations):
         if cell.why_unsupported:
             continue
         candidates = found._candidates(cell.server, cell.client, cell.scenario.id, cell.tls)
@@ -261,16 +263,28 @@ def deciding(found: Registry) -> Counter[int]:
     return counts
 
 
+def own(found: Registry, impl: Impl) -> list[Any]:
+    """An implementation's own expectations and races: a later generation's (``name@13``)
+    without those it inherits from its manifest, which its Debian 12 self is held to."""
+    if impl.generation == registry.DEFAULT_GENERATION:
+        return [*impl.expectations, *impl.races]
+    earlier = found.get(impl.name.split("@", 1)[0])
+    return [e for e in [*impl.expectations, *impl.races] if e not in (*earlier.expectations, *earlier.races)]
+
+
 def test_every_expectation_decides_a_cell() -> None:
     """An [[expect]] that no cell reaches is stale knowledge: another manifest's entry wins
-    every cell it names, or it names a TLS version or feature its stack declares unsupported."""
+    every cell it names, or it names a TLS version or feature its stack declares unsupported.
+    A later generation's own entries are held to the plan of every generation."""
     found = registry.default()
     counts = deciding(found)
+    if any(own(found, impl) for impl in found.impls if impl.generation != registry.DEFAULT_GENERATION):
+        counts += deciding(found, found.generations)
     dead = [
         f"{impl.name} [[expect]][{index}] {_describe(e)}"
         for impl in found.impls
         for index, e in enumerate(impl.expectations)
-        if not counts[id(e)]
+        if not counts[id(e)] and any(e is mine for mine in own(found, impl))
     ]
     assert not dead, "these decide no cell of the default plan:\n" + "\n".join(dead)
 
@@ -283,8 +297,16 @@ def test_every_race_holds_for_a_cell() -> None:
 
 
 def idle_races(found: Registry) -> list[str]:
-    taken = {id(race) for cell in plan(found) if not cell.why_unsupported for race in cell.expected.races}
-    return [f"{impl.name} {race.origin}" for impl in found.impls for race in impl.races if id(race) not in taken]
+    mine = {id(race): impl for impl in found.impls for race in own(found, impl) if isinstance(race, Race)}
+    later = any(impl.generation != registry.DEFAULT_GENERATION for impl in mine.values())
+    cells = plan(found, generations=found.generations if later else ())
+    taken = {id(race) for cell in cells if not cell.why_unsupported for race in cell.expected.races}
+    return [
+        f"{impl.name} {race.origin}"
+        for impl in found.impls
+        for race in impl.races
+        if id(race) in mine and id(race) not in taken
+    ]
 
 
 def test_a_race_for_a_tls_version_its_stack_cannot_run_holds_for_nothing(tmp_path: Path) -> None:
