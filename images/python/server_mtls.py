@@ -187,8 +187,8 @@ def make_context(args: argparse.Namespace) -> SSL.Context:
         crls = split_pem(read(args.crl, "crl"), b"X509 CRL")
         if not crls:
             raise UsageError(f"--crl {args.crl} holds no PEM CRL")
-        for block in crls:
-            store.add_crl(crypto.CRL.from_cryptography(x509.load_pem_x509_crl(block)))
+        for crl in (x509.load_pem_x509_crl(block) for block in crls):  # pyOpenSSL 25 (Debian 13) has no crypto.CRL
+            store.add_crl(crypto.CRL.from_cryptography(crl) if hasattr(crypto, "CRL") else crl)
         store.set_flags(crypto.X509StoreFlags.CRL_CHECK | crypto.X509StoreFlags.CRL_CHECK_ALL)
     keylog = os.environ.get("SSLKEYLOGFILE")
     if keylog:
