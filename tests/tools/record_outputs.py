@@ -52,7 +52,8 @@ def main(out_dir: str, only: list[str]) -> int:
             "server_log": (cell_dir / "server.log").read_text(),
             "versions": {k: v for k, v in versions.items() if k in (record["server"], record["client"])},
         }
-        folder = IMAGES / record["client"] / "recorded"
+        # A later generation's client (node@13) shares its stack's folder and recorded/.
+        folder = IMAGES / record["client"].split("@", 1)[0] / "recorded"
         folder.mkdir(exist_ok=True)
         name = record["id"] + (f".{other.replace(':', '=')}" if other else "")
         (folder / f"{name}.json").write_text(json.dumps(recording, indent=1) + "\n")

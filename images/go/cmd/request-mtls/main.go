@@ -62,13 +62,13 @@ var sentinels = []struct {
 	{syscall.ENETUNREACH, "syscall.ENETUNREACH"},
 }
 
-// generic reports whether an error's type carries no meaning of its own: a wrapper or
-// a plain errors.New / fmt.Errorf value.
+// generic reports whether an error's type carries no meaning of its own: a wrapper (Go
+// 1.20+ wraps a failed verification in *tls.CertificateVerificationError) or a plain value.
 func generic(err error) bool {
 	switch fmt.Sprintf("%T", err) {
 	case "*errors.errorString", "*fmt.wrapError", "*url.Error", "*net.OpError",
 		"*tls.permanentError", "http.transportReadFromServerError", "http.nothingWrittenError",
-		"*os.SyscallError":
+		"*os.SyscallError", "*tls.CertificateVerificationError":
 		return true
 	}
 	return false
