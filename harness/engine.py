@@ -77,8 +77,20 @@ class Option:
 
 
 OPTIONS = (
-    Option("servers", "--server", "a server implementation (repeatable; see `mtls-harness impls`)", True, "IMPL"),
-    Option("clients", "--client", "a client implementation (repeatable; see `mtls-harness impls`)", True, "IMPL"),
+    Option(
+        "servers",
+        "--server",
+        "a server implementation (repeatable; see `mtls-harness impls`), or @13 for every Debian 13 server",
+        True,
+        "IMPL",
+    ),
+    Option(
+        "clients",
+        "--client",
+        "a client implementation (repeatable; see `mtls-harness impls`), or @12 for every Debian 12 client",
+        True,
+        "IMPL",
+    ),
     Option("scenarios", "--scenario", "a scenario id (repeatable; see `mtls-harness scenarios`)", True, "ID"),
     Option("tls", "--tls", "a TLS version, 1.2 or 1.3 (repeatable)", True, "VERSION"),
     Option(

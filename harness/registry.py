@@ -887,22 +887,28 @@ class Registry:
         return spec
 
     def check(self, role: str, names: Iterable[str], generations: Iterable[str] = ()) -> list[str]:
-        """``names`` deduplicated, or a UsageError naming the unknown one. When empty: every
-        implementation of the role on ``generations`` (the default generation when empty)."""
+        """``names`` deduplicated (``@13``: every implementation of the role on Debian 13), or a
+        UsageError naming the unknown one. When empty: every implementation of the role on
+        ``generations`` (the default generation when empty)."""
         every = [i.name for i in self.impls if (i.server if role == "server" else i.client) is not None]
-        chosen = list(dict.fromkeys(names))
-        for name in chosen:
+
+        def of(wanted: set[str]) -> list[str]:
+            unknown = wanted - set(GENERATIONS)
+            if unknown:
+                raise UsageError(
+                    f"unknown Debian generation {', '.join(sorted(unknown))}: choose from {', '.join(GENERATIONS)}"
+                )
+            return [name for name in every if self.get(name).generation in wanted]
+
+        chosen: list[str] = []
+        for name in names:
+            if name.startswith("@"):  # every implementation of the role on that generation
+                chosen += of({name[1:]})
+                continue
             if name not in every:
                 raise UsageError(f"unknown {role} implementation {name!r}: choose from {', '.join(every)}")
-        if chosen:
-            return chosen
-        wanted = set(generations) or {DEFAULT_GENERATION}
-        unknown = wanted - set(GENERATIONS)
-        if unknown:
-            raise UsageError(
-                f"unknown Debian generation {', '.join(sorted(unknown))}: choose from {', '.join(GENERATIONS)}"
-            )
-        return [name for name in every if self.get(name).generation in wanted]
+            chosen.append(name)
+        return list(dict.fromkeys(chosen)) or of(set(generations) or {DEFAULT_GENERATION})
 
     def images(self) -> dict[str, str]:
         return {i.name: i.image for i in self.impls}

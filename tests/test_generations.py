@@ -79,6 +79,11 @@ def test_the_default_plan_is_the_default_generation_and_others_are_asked_for(two
         "toy@13-server--toy-client--trusted-client--tls1.3",
     ]
     assert cross[0].why_unsupported == "toy@13 server: Toy TLS 2 dropped TLS 1.2"
+    # "Debian 13 servers against Debian 12 clients" in one selection: @N is a generation's all.
+    by_generation = plan(two, servers=["@13"], clients=["@12"], scenario_ids=["trusted-client"])
+    assert [c.id for c in by_generation] == [c.id for c in cross]
+    with pytest.raises(UsageError, match="unknown Debian generation 11"):
+        plan(two, servers=["@11"])
     with pytest.raises(UsageError, match="unknown Debian generation 14"):
         plan(two, generations=["14"])
 
