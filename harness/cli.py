@@ -83,6 +83,10 @@ def build_parser() -> Parser:
     p = sub.add_parser(
         "upgrade",
         help="what changes from Debian 12 to 13, cell by cell (exit 1 if a change has no rule)",
+        description="Pair every Debian 13 cell (nginx@13-server--curl-client--...) with its Debian 12 cell "
+        "(nginx-server--curl-client--...) in the results given, and list the verdicts that changed, by stack "
+        "and behaviour. A change is explained only by an expectation of the stack's [generation.13] table. "
+        "Exit 0: every change has its rule; 1: a change has none; 2: bad input or nothing to pair.",
     )
     p.add_argument(
         "results",

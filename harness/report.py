@@ -1,7 +1,8 @@
-"""What people look at: live progress, the tables per scenario, the summary line.
+"""What people look at: live progress, the tables per scenario, the summary line, and
+report.html (every cell, the differences from the catalogue with their rules, filters).
 
-Rendering is pure (a results document in, text or rich renderables out); only
-``LiveProgress`` touches the terminal.
+Rendering is pure (a results document in, text, HTML or rich renderables out); only
+``LiveProgress`` touches the terminal and ``write_html`` the file.
 """
 
 from __future__ import annotations
